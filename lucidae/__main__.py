@@ -1,0 +1,3 @@
+from lucidae.cli import main
+
+main()

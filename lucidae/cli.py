@@ -1,0 +1,390 @@
+"""The ``lucidae`` command: train, inspect and use autoencoders from the shell.
+
+The options of ``lucidae train`` are generated from the dataclass configs in
+:mod:`lucidae.config` (name, type, default and help text), so the CLI cannot drift
+from the Python API.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import sys
+import time
+import typing
+from dataclasses import fields
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+
+from lucidae.config import DataConfig, ModelConfig, TrainConfig, defaults, field_docs
+from lucidae.errors import ConfigError, LucidaeError
+
+app = typer.Typer(
+    name="lucidae",
+    help=(
+        "Autoencoders you can understand. Train a model on a dataset (`lucidae train --data "
+        "digits --out runs/digits`), then inspect it (`lucidae info runs/digits`) or use it "
+        "(`lucidae encode`, `lucidae reconstruct`). Every option of `train` has a Python "
+        "equivalent in lucidae.AutoEncoder."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+RUN_FILE = "run.json"
+"""Written by ``lucidae train`` beside the model: the data, the held-out split and its metrics."""
+
+CLI_CONFIGS: tuple[type, ...] = (ModelConfig, TrainConfig, DataConfig)
+"""Configs whose fields become ``lucidae train`` options."""
+
+CLI_EXCLUDE = {"input_dim"}
+"""Fields that come from the data, not from the user."""
+
+
+def _cli_type(hint: Any) -> Any:
+    """The type typer sees for a config field's type hint (tuples travel as "128,64")."""
+    if typing.get_origin(hint) is tuple:
+        return str
+    return hint
+
+
+def _cli_default(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return value
+
+
+def parse_int_tuple(name: str, text: str) -> tuple[int, ...]:
+    """Parse ``"128,64"`` (or ``""`` for none) into ``(128, 64)``.
+
+    Examples
+    --------
+    >>> parse_int_tuple("hidden_dims", "256, 64")
+    (256, 64)
+    >>> parse_int_tuple("hidden_dims", "")
+    ()
+    """
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        return tuple(int(p) for p in parts)
+    except ValueError as err:
+        raise ConfigError(
+            f"--{name.replace('_', '-')} {text!r} is invalid: expected comma-separated integers such as '128,64'."
+        ) from err
+
+
+def config_parameters(classes: tuple[type, ...] = CLI_CONFIGS) -> list[inspect.Parameter]:
+    """One keyword-only typer parameter per config field, with its default and docstring.
+
+    Examples
+    --------
+    >>> names = [p.name for p in config_parameters()]
+    >>> "latent_dim" in names and "epochs" in names and "input_dim" not in names
+    True
+    """
+    params = []
+    for cls in classes:
+        hints = typing.get_type_hints(cls)
+        docs = field_docs(cls)
+        panel = cls.__name__.removesuffix("Config").lower() + " options"
+        for f in fields(cls):
+            if f.name in CLI_EXCLUDE:
+                continue
+            default = defaults(cls)[f.name]
+            option = typer.Option(help=docs.get(f.name, ""), rich_help_panel=panel)
+            annotation = Annotated[_cli_type(hints[f.name]), option]  # type: ignore[valid-type]
+            params.append(
+                inspect.Parameter(
+                    f.name,
+                    inspect.Parameter.KEYWORD_ONLY,
+                    default=_cli_default(default),
+                    annotation=annotation,
+                )
+            )
+    return params
+
+
+def with_config_options(func: Any) -> Any:
+    """Give ``func(**kwargs)`` the config fields as typed, documented options (see :func:`config_parameters`)."""
+    own = [p for p in inspect.signature(func).parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    params = own + config_parameters()
+    func.__signature__ = inspect.Signature(params)
+    func.__annotations__ = {p.name: p.annotation for p in params}
+    return func
+
+
+def split_options(options: dict[str, Any]) -> tuple[ModelConfig, TrainConfig, DataConfig]:
+    """Turn the flat CLI options back into validated configs."""
+    out = []
+    for cls in CLI_CONFIGS:
+        hints = typing.get_type_hints(cls)
+        values = {}
+        for f in fields(cls):
+            if f.name in options:
+                value = options[f.name]
+                if typing.get_origin(hints[f.name]) is tuple and isinstance(value, str):
+                    value = parse_int_tuple(f.name, value)
+                values[f.name] = value
+        cfg = cls(**values)
+        cfg.validate()
+        out.append(cfg)
+    return out[0], out[1], out[2]  # type: ignore[return-value]
+
+
+def estimator_from_configs(model: ModelConfig, train_cfg: TrainConfig, data: DataConfig) -> Any:
+    """Build the (unfitted) estimator for ``model.model`` with every parameter it accepts.
+
+    Examples
+    --------
+    >>> est = estimator_from_configs(ModelConfig(latent_dim=4), TrainConfig(epochs=2), DataConfig())
+    >>> type(est).__name__, est.latent_dim, est.epochs
+    ('AutoEncoder', 4, 2)
+    """
+    from lucidae.estimators import estimator_for
+
+    cls = estimator_for(model.model)
+    accepted = set(cls().get_params(deep=False))
+    values = {
+        **model.to_dict(),
+        **train_cfg.to_dict(),
+        "scaling": None if data.scaling == "none" else data.scaling,
+    }
+    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items() if k in accepted}
+    return cls(**values)
+
+
+def _fail(err: Exception) -> typer.Exit:
+    typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=2)
+
+
+def _save_output(array: np.ndarray, out: Path, header: list[str]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    if out.suffix == ".csv":
+        np.savetxt(tmp, array, delimiter=",", header=",".join(header), comments="", fmt="%.7g")
+    elif out.suffix == ".npy":
+        with open(tmp, "wb") as fh:
+            np.save(fh, array)
+    else:
+        raise ConfigError(f"--out {out}: unknown suffix {out.suffix!r}; use .npy or .csv.")
+    os.replace(tmp, out)
+
+
+@app.command()
+@with_config_options
+def train(
+    *,
+    out: Annotated[Path, typer.Option(help="Folder to write the model, its run record and later its report.")] = Path(
+        "runs/latest"
+    ),
+    **options: Any,
+) -> None:
+    """Train an autoencoder on a dataset and save it to --out.
+
+    A share of the data (--test-fraction) is held out and never trained on; its
+    reconstruction error is printed and stored in OUT/run.json.
+    """
+    from sklearn.model_selection import train_test_split
+
+    from lucidae.datasets import load_dataset
+    from lucidae.metrics import fvu
+
+    try:
+        model_cfg, train_cfg, data_cfg = split_options(options)
+        dataset = load_dataset(data_cfg.data)
+        est = estimator_from_configs(model_cfg, train_cfg, data_cfg)
+        n = dataset.n_samples
+        indices = np.arange(n)
+        if data_cfg.test_fraction > 0 and n >= 4:
+            train_idx, test_idx = train_test_split(
+                indices, test_size=data_cfg.test_fraction, random_state=train_cfg.random_state or 0
+            )
+        else:
+            train_idx, test_idx = indices, indices[:0]
+        typer.echo(
+            f"training {type(est).__name__} on {dataset.name}: {len(train_idx)} samples x "
+            f"{dataset.n_features} features ({len(test_idx)} held out)",
+            err=True,
+        )
+        est.fit(
+            dataset.X[np.sort(train_idx)],
+            feature_names=dataset.feature_names,
+            image_shape=dataset.image_shape,
+        )
+        record: dict[str, Any] = {
+            "data": data_cfg.to_dict(),
+            "dataset": {"name": dataset.name, "description": dataset.description, "n_samples": n},
+            "test_indices": np.sort(test_idx).tolist(),
+            "metrics": {},
+        }
+        if len(test_idx):
+            X_test = dataset.X[np.sort(test_idx)]
+            recon = est.reconstruct(X_test)
+            scaled = est.scaler_.transform(X_test)
+            record["metrics"] = {
+                "test_fvu": fvu(scaled, est.scaler_.transform(recon)),
+                "test_mse": float(np.mean((scaled - est.scaler_.transform(recon)) ** 2)),
+            }
+        out_dir = est.save(out)
+        from lucidae.io import write_json
+
+        tmp = out_dir / (RUN_FILE + ".tmp")
+        write_json(tmp, record)
+        os.replace(tmp, out_dir / RUN_FILE)
+    except LucidaeError as err:
+        raise _fail(err) from err
+    if record["metrics"]:
+        typer.echo(
+            f"held-out FVU {record['metrics']['test_fvu']:.4f} "
+            f"(explained variance {1 - record['metrics']['test_fvu']:.4f})"
+        )
+    typer.echo(f"model saved to {out_dir}")
+
+
+def _load_model_and_data(run_dir: Path, data: str) -> tuple[Any, Any]:
+    from lucidae.datasets import load_dataset
+    from lucidae.estimators import load
+
+    return load(run_dir), load_dataset(data)
+
+
+@app.command()
+def encode(
+    run_dir: Annotated[Path, typer.Argument(help="A model folder written by `lucidae train`.")],
+    data: Annotated[str, typer.Option(help="Dataset name or path to encode.")] = "digits",
+    out: Annotated[Path, typer.Option(help="Where to write the codes (.npy or .csv).")] = Path("codes.npy"),
+) -> None:
+    """Encode data with a trained model and write the latent codes."""
+    try:
+        est, ds = _load_model_and_data(run_dir, data)
+        codes = est.transform(ds.X)
+        _save_output(codes, out, list(est.get_feature_names_out()))
+    except LucidaeError as err:
+        raise _fail(err) from err
+    typer.echo(f"wrote codes of shape {codes.shape} to {out}")
+
+
+@app.command()
+def reconstruct(
+    run_dir: Annotated[Path, typer.Argument(help="A model folder written by `lucidae train`.")],
+    data: Annotated[str, typer.Option(help="Dataset name or path to reconstruct.")] = "digits",
+    out: Annotated[Path, typer.Option(help="Where to write the reconstructions (.npy or .csv).")] = Path(
+        "reconstructions.npy"
+    ),
+) -> None:
+    """Reconstruct data with a trained model (in the data's original units) and report the error."""
+    from lucidae.metrics import fvu
+
+    try:
+        est, ds = _load_model_and_data(run_dir, data)
+        recon = est.reconstruct(ds.X)
+        _save_output(recon, out, list(est.feature_names_))
+        error = fvu(est.scaler_.transform(ds.X), est.scaler_.transform(recon))
+    except LucidaeError as err:
+        raise _fail(err) from err
+    typer.echo(f"FVU {error:.4f}; wrote reconstructions of shape {recon.shape} to {out}")
+
+
+@app.command()
+def info(
+    run_dir: Annotated[Path, typer.Argument(help="A model folder written by `lucidae train`.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full record as JSON.")] = False,
+) -> None:
+    """Describe a saved model: architecture, size, scaling, training and held-out error."""
+    from lucidae.estimators import load
+
+    try:
+        est = load(run_dir)
+    except LucidaeError as err:
+        raise _fail(err) from err
+    run_path = Path(run_dir) / RUN_FILE
+    run = json.loads(run_path.read_text()) if run_path.is_file() else {}
+    n_params = sum(p.numel() for p in est.module_.parameters())
+    hist = est.history_
+    summary = {
+        "estimator": type(est).__name__,
+        "model": est.model_config_.to_dict(),
+        "parameters": n_params,
+        "scaling": est.scaler_.kind,
+        "n_features_in": est.n_features_in_,
+        "image_shape": est.image_shape_,
+        "epochs_run": est.n_iter_,
+        "best_epoch": hist.best_epoch,
+        "final_loss": hist.losses[-1] if hist.records else None,
+        "fit_seconds": round(est.fit_seconds_, 2),
+        "metrics": run.get("metrics", {}),
+        "data": run.get("dataset", {}),
+    }
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    cfg = est.model_config_
+    arch = "-".join(
+        str(d)
+        for d in [
+            cfg.input_dim,
+            *cfg.hidden_dims,
+            cfg.latent_dim,
+            *cfg.hidden_dims[::-1],
+            cfg.input_dim,
+        ]
+    )
+    lines = [
+        f"{summary['estimator']} ({cfg.model}) {arch}, {n_params:,} parameters",
+        f"activations: hidden {cfg.activation}, latent {cfg.latent_activation}, output {cfg.output_activation}",
+        f"scaling: {summary['scaling']}; input features: {est.n_features_in_}"
+        + (f" (images {est.image_shape_})" if est.image_shape_ else ""),
+        f"trained {est.n_iter_} epochs in {est.fit_seconds_:.1f} s; final loss {summary['final_loss']:.5g}"
+        + (f"; best epoch {hist.best_epoch}" if hist.best_epoch else ""),
+    ]
+    if summary["data"]:
+        lines.append(f"data: {summary['data'].get('description', '')}")
+    for key, value in summary["metrics"].items():
+        lines.append(f"{key}: {value:.4f}")
+    typer.echo("\n".join(lines))
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the demo run.")] = Path("runs/demo"),
+) -> None:
+    """Train the classic model (hidden 128, code 32) on the bundled digits, compare with PCA, save it."""
+    from sklearn.decomposition import PCA
+    from sklearn.model_selection import train_test_split
+
+    from lucidae.datasets import load_digits
+    from lucidae.estimators import AutoEncoder
+    from lucidae.metrics import fvu
+
+    start = time.perf_counter()
+    ds = load_digits()
+    X_train, X_test = train_test_split(ds.X, test_size=0.2, random_state=0)
+    ae = AutoEncoder(hidden_dims=(128,), latent_dim=32, random_state=0)
+    ae.fit(X_train, feature_names=ds.feature_names, image_shape=ds.image_shape)
+    ae_fvu = fvu(X_test, ae.reconstruct(X_test))
+    typer.echo(
+        f"classic autoencoder 64-128-32-128-64 on digits: held-out FVU {ae_fvu:.4f} "
+        f"({ae.n_iter_} epochs, {ae.fit_seconds_:.1f} s)"
+    )
+    for k in (8, 32):
+        pca = PCA(k).fit(X_train)
+        typer.echo(
+            f"PCA with {k} components: held-out FVU {fvu(X_test, pca.inverse_transform(pca.transform(X_test))):.4f}"
+        )
+    path = ae.save(out)
+    typer.echo(f"model saved to {path} (inspect with: lucidae info {path}); {time.perf_counter() - start:.1f} s in all")
+
+
+def main() -> None:
+    """Entry point of the ``lucidae`` console script."""
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover - interactive
+        typer.echo("interrupted", err=True)
+        sys.exit(130)

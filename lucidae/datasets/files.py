@@ -1,0 +1,314 @@
+"""Readers for data files a user points lucidae at: idx (MNIST), .npy, .npz, .csv.
+
+Nothing is downloaded: every loader reads a path the user gives. Headers are checked
+against the file size before any large allocation, and every failure is a
+:class:`~lucidae.errors.DataError` that names the file and what was wrong with it.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from lucidae.datasets.base import Dataset
+from lucidae.errors import DataError
+
+IDX_DTYPES = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+"""The idx format's type codes (http://yann.lecun.com/exdb/mnist/, "THE IDX FILE FORMAT")."""
+
+MAX_IDX_BYTES = 1 << 34
+"""An idx payload larger than 16 GiB is refused as implausible before it is read."""
+
+
+def _open(path: Path) -> io.BufferedIOBase:
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # type: ignore[return-value]
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read one idx file (optionally gzip-compressed) into an array.
+
+    Parameters
+    ----------
+    path : path-like
+        An ``.idx``/``-ubyte`` file or its ``.gz``.
+
+    Returns
+    -------
+    ndarray
+        Of the shape and dtype the header declares (native byte order).
+
+    Raises
+    ------
+    DataError
+        When the header is malformed or the payload is shorter or longer than declared.
+
+    Examples
+    --------
+    >>> import gzip, struct, tempfile, pathlib, numpy as np
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x-idx1-ubyte.gz"
+    >>> with gzip.open(p, "wb") as f:
+    ...     _ = f.write(struct.pack(">BBBBI", 0, 0, 8, 1, 3) + bytes([1, 2, 3]))
+    >>> read_idx(p)
+    array([1, 2, 3], dtype=uint8)
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist or is not a file.")
+    try:
+        with _open(path) as fh:
+            head = fh.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in IDX_DTYPES or head[3] == 0:
+                raise DataError(
+                    f"{path} is not an idx file: its first 4 bytes are {head!r}, expected "
+                    "0x00 0x00 <type code> <number of dimensions>."
+                )
+            dtype, ndim = IDX_DTYPES[head[2]], head[3]
+            dims_raw = fh.read(4 * ndim)
+            if len(dims_raw) < 4 * ndim:
+                raise DataError(f"{path} ends inside its header ({ndim} dimensions declared).")
+            dims = struct.unpack(f">{ndim}I", dims_raw)
+            expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+            if expected > MAX_IDX_BYTES:
+                raise DataError(f"{path} declares shape {dims} ({expected} bytes); that is implausibly large.")
+            payload = fh.read(expected)
+            if len(payload) != expected:
+                raise DataError(
+                    f"{path} is truncated: its header declares shape {dims} ({expected} bytes of data) "
+                    f"but only {len(payload)} bytes follow."
+                )
+            if fh.read(1):
+                raise DataError(f"{path} has data after the {expected} bytes its header declares.")
+    except (OSError, EOFError, gzip.BadGzipFile) as err:
+        raise DataError(f"{path} could not be read as an idx file: {err}") from err
+    return np.frombuffer(payload, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def _find(folder: Path, stem: str) -> Path:
+    for name in (f"{stem}.gz", stem, stem.replace("-idx", ".idx")):
+        if (folder / name).is_file():
+            return folder / name
+    raise DataError(
+        f"{folder} has no {stem}.gz (or uncompressed {stem}). Put the four standard MNIST-format "
+        "files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+        "t10k-labels-idx1-ubyte.gz) in that folder."
+    )
+
+
+def _load_idx_pair(path: str | os.PathLike, split: str, name: str) -> Dataset:
+    folder = Path(path)
+    if not folder.is_dir():
+        raise DataError(f"{folder} is not a folder. Pass the folder that holds the idx .gz files.")
+    prefixes = {"train": ["train"], "test": ["t10k"], "all": ["train", "t10k"]}
+    if split not in prefixes:
+        raise DataError(f"split={split!r} is not known; use 'train', 'test' or 'all'.")
+    images, labels = [], []
+    for prefix in prefixes[split]:
+        x = read_idx(_find(folder, f"{prefix}-images-idx3-ubyte"))
+        y = read_idx(_find(folder, f"{prefix}-labels-idx1-ubyte"))
+        if x.ndim != 3 or y.ndim != 1 or x.shape[0] != y.shape[0]:
+            raise DataError(
+                f"{folder}: {prefix} images have shape {x.shape} and labels {y.shape}; expected "
+                "(n, height, width) images and (n,) labels with the same n."
+            )
+        images.append(x)
+        labels.append(y)
+    X = np.concatenate(images)
+    h, w = X.shape[1:]
+    return Dataset(
+        X=X.reshape(len(X), h * w),
+        y=np.concatenate(labels).astype(np.int64),
+        feature_names=[f"px{r}_{c}" for r in range(h) for c in range(w)],
+        image_shape=(h, w),
+        name=name,
+        description=f"{name} ({split}) read from {folder}: uint8 pixels, {h}x{w}.",
+    )
+
+
+def load_mnist(path: str | os.PathLike, split: str = "train") -> Dataset:
+    """Read MNIST from the standard idx files in folder ``path``; nothing is downloaded.
+
+    Parameters
+    ----------
+    path : path-like
+        Folder with ``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``,
+        ``t10k-images-idx3-ubyte.gz`` and ``t10k-labels-idx1-ubyte.gz`` (``.gz`` optional).
+    split : {"train", "test", "all"}
+        Which files to read.
+
+    Returns
+    -------
+    Dataset
+        ``X`` is uint8 of shape (n, 784) (lucidae's ``scaling="auto"`` maps it to
+        [0, 1]: do not divide by 255 yourself), ``y`` the digit labels.
+
+    Examples
+    --------
+    >>> ds = load_mnist("~/data/mnist")  # doctest: +SKIP
+    >>> ds.X.shape, ds.X.dtype  # doctest: +SKIP
+    ((60000, 784), dtype('uint8'))
+    """
+    return _load_idx_pair(Path(path).expanduser(), split, "mnist")
+
+
+def load_fashion_mnist(path: str | os.PathLike, split: str = "train") -> Dataset:
+    """Read Fashion-MNIST (same idx layout and file names as MNIST) from folder ``path``.
+
+    See :func:`load_mnist` for the parameters.
+
+    Examples
+    --------
+    >>> ds = load_fashion_mnist("~/data/fashion")  # doctest: +SKIP
+    """
+    return _load_idx_pair(Path(path).expanduser(), split, "fashion_mnist")
+
+
+def _as_dataset(arr: np.ndarray, path: Path, y: np.ndarray | None = None) -> Dataset:
+    if arr.ndim < 2:
+        raise DataError(f"{path} holds an array of shape {arr.shape}; expected (n_samples, n_features) or images.")
+    if arr.dtype.kind not in "biuf":
+        raise DataError(f"{path} holds dtype {arr.dtype}; expected numbers (int, uint or float).")
+    image_shape = tuple(int(s) for s in arr.shape[1:]) if arr.ndim in (3, 4) else None
+    X = arr.reshape(arr.shape[0], -1) if arr.ndim > 2 else arr
+    return Dataset(
+        X=X,
+        y=y,
+        feature_names=[f"x{i}" for i in range(X.shape[1])],
+        image_shape=image_shape,
+        name=path.stem,
+        description=f"Array read from {path}.",
+    )
+
+
+def load_array(
+    path: str | os.PathLike,
+    *,
+    key: str | None = None,
+    target_column: str | None = None,
+    mmap: bool = False,
+) -> Dataset:
+    """Read a data matrix from ``.npy``, ``.npz`` or ``.csv``.
+
+    Parameters
+    ----------
+    path : path-like
+        The file. ``.npy``/``.npz`` arrays of shape (n, h, w) or (n, c, h, w) are
+        flattened and their image shape kept.
+    key : str, optional
+        Array to use in an ``.npz``; default ``"X"`` if present, else the only array.
+        A ``"y"`` array, when present, becomes the labels.
+    target_column : str, optional
+        CSV column to use as labels instead of as a feature.
+    mmap : bool
+        Open a ``.npy`` as a read-only memory map instead of reading it into memory.
+
+    Returns
+    -------
+    Dataset
+        For CSV files with a header, ``feature_names`` are the column names.
+
+    Raises
+    ------
+    DataError
+        For a missing file, an unknown suffix, non-numeric CSV columns (named), ragged
+        rows, or an array that is not numeric.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = p.write_text("a,b\\n1,2\\n3,4\\n")
+    >>> ds = load_array(p)
+    >>> ds.feature_names, ds.X.tolist()
+    (['a', 'b'], [[1.0, 2.0], [3.0, 4.0]])
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"{path} does not exist or is not a file.")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            return _as_dataset(np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False), path)
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                names = list(archive.files)
+                chosen = key or ("X" if "X" in names else names[0] if len(names) == 1 else None)
+                if chosen is None or chosen not in names:
+                    raise DataError(
+                        f"{path} holds arrays {names}; say which with key=... (for example key={names[0]!r})."
+                    )
+                y = archive["y"] if "y" in names and chosen != "y" else None
+                return _as_dataset(archive[chosen], path, y)
+    except (ValueError, OSError, EOFError) as err:
+        if isinstance(err, DataError):
+            raise
+        raise DataError(f"{path} could not be read as {suffix}: {err}") from err
+    if suffix == ".csv":
+        return _read_csv(path, target_column)
+    raise DataError(f"{path}: unknown file type {suffix!r}; lucidae reads .npy, .npz, .csv and idx folders.")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_csv(path: Path, target_column: str | None) -> Dataset:
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = [row for row in csv.reader(fh) if row]
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise DataError(f"{path} is not a readable UTF-8 CSV file: {err}") from err
+    if not rows:
+        raise DataError(f"{path} is empty.")
+    has_header = not all(_is_number(c) for c in rows[0])
+    header = [c.strip() for c in rows[0]] if has_header else [f"x{i}" for i in range(len(rows[0]))]
+    body = rows[1:] if has_header else rows
+    if not body:
+        raise DataError(f"{path} has a header but no data rows.")
+    width = len(header)
+    for i, row in enumerate(body):
+        if len(row) != width:
+            line = i + 1 + int(has_header)
+            raise DataError(f"{path} line {line} has {len(row)} fields; the first row has {width}.")
+    columns = list(zip(*body))
+    y = None
+    if target_column is not None:
+        if target_column not in header:
+            raise DataError(f"target_column={target_column!r} is not a column of {path}; columns: {header}.")
+        t = header.index(target_column)
+        y = np.asarray(columns[t])
+        if all(_is_number(v) for v in y):
+            y = y.astype(np.float64)
+        header, columns = header[:t] + header[t + 1 :], columns[:t] + columns[t + 1 :]
+    bad = [name for name, col in zip(header, columns) if not all(_is_number(v) for v in col)]
+    if bad:
+        first = next(v for v in columns[header.index(bad[0])] if not _is_number(v))
+        raise DataError(
+            f"{path}: column(s) {bad} are not numeric (for example {first!r} in {bad[0]!r}). "
+            "Encode them as numbers, drop them, or name one as target_column."
+        )
+    X = np.asarray(columns, dtype=np.float64).T.copy()
+    return Dataset(
+        X=X,
+        y=y,
+        feature_names=header,
+        image_shape=None,
+        name=path.stem,
+        description=f"Table read from {path}: {X.shape[0]} rows, {X.shape[1]} numeric columns.",
+    )

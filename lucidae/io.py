@@ -1,0 +1,203 @@
+"""Saving and loading: ``model.safetensors`` plus ``config.json``, atomically, never pickled.
+
+A model directory holds exactly two files. ``config.json`` records the format version,
+the lucidae version, the configs, the fitted scaling, the training history and the
+SHA-256 of ``model.safetensors``, which :func:`read_model_dir` checks before it trusts
+a single byte of the weights. Writes go to a temporary sibling directory that is
+flushed and then renamed into place, so a reader sees the old model or the new one,
+never half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from lucidae.errors import CorruptFileError
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+FORMAT_VERSION = 1
+"""Bumped whenever the directory layout changes incompatibly."""
+
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+"""A config.json larger than this is refused before it is parsed."""
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x"
+    >>> _ = p.write_bytes(b"abc")
+    >>> sha256_of(p)[:8]
+    'ba7816bf'
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON, flushed and fsynced, so a crash cannot leave a truncated file behind."""
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=False, allow_nan=False)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Move directory ``tmp`` to ``final``, replacing what was there as atomically as the OS allows.
+
+    A directory cannot be renamed over a non-empty one, so an existing ``final`` is first
+    renamed aside and removed only after the new one is in place.
+    """
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    dir_fd = os.open(final.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def write_model_dir(path: str | os.PathLike, tensors: dict[str, Tensor], config: dict[str, Any]) -> Path:
+    """Write ``tensors`` and ``config`` to directory ``path`` atomically.
+
+    Other files already in ``path`` (a report, a checkpoint) are kept.
+
+    Parameters
+    ----------
+    path : path-like
+        Target directory; created if missing.
+    tensors : dict of str to Tensor
+        Weights and fitted arrays.
+    config : dict
+        JSON-serialisable description; ``format_version`` and ``sha256`` are added.
+
+    Returns
+    -------
+    Path
+        The directory written.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> d = write_model_dir(tempfile.mkdtemp() + "/m", {"w": torch.ones(2)}, {"a": 1})
+    >>> sorted(p.name for p in d.iterdir())
+    ['config.json', 'model.safetensors']
+    """
+    from safetensors.torch import save_file
+
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir()
+    try:
+        if final.is_dir():  # keep the files that are not ours (reports, checkpoints)
+            for item in final.iterdir():
+                if item.name not in (WEIGHTS, CONFIG):
+                    target = tmp / item.name
+                    (shutil.copytree if item.is_dir() else shutil.copy2)(item, target)
+        contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+        save_file(contiguous, str(tmp / WEIGHTS))
+        _fsync_file(tmp / WEIGHTS)
+        config = {"format_version": FORMAT_VERSION, **config, "sha256": sha256_of(tmp / WEIGHTS)}
+        write_json(tmp / CONFIG, config)
+        replace_dir(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def read_config(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and sanity-check ``config.json`` of a model directory.
+
+    Raises
+    ------
+    CorruptFileError
+        When the directory or file is missing, too large, not JSON, or of another format.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> d = write_model_dir(tempfile.mkdtemp() + "/m", {"w": torch.ones(2)}, {"a": 1})
+    >>> read_config(d)["a"]
+    1
+    """
+    directory = Path(path)
+    cfg_path = directory / CONFIG
+    if not cfg_path.is_file():
+        raise CorruptFileError(
+            f"{directory} is not a lucidae model directory: {CONFIG} is missing. "
+            "Pass the folder that `save` or `lucidae train --out` wrote."
+        )
+    if cfg_path.stat().st_size > MAX_CONFIG_BYTES:
+        raise CorruptFileError(f"{cfg_path} is {cfg_path.stat().st_size} bytes; a config is never that large.")
+    try:
+        config = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CorruptFileError(f"{cfg_path} is not valid JSON ({err}). The file is damaged.") from err
+    if not isinstance(config, dict):
+        raise CorruptFileError(f"{cfg_path} must hold a JSON object, found {type(config).__name__}.")
+    version = config.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CorruptFileError(
+            f"{cfg_path} has format_version={version!r}; this lucidae reads version {FORMAT_VERSION}."
+        )
+    return config
+
+
+def read_tensors(path: str | os.PathLike, config: dict[str, Any]) -> dict[str, Tensor]:
+    """Load ``model.safetensors`` after checking it against the checksum in ``config``.
+
+    Raises
+    ------
+    CorruptFileError
+        When the file is missing, its checksum differs, or safetensors cannot parse it.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    weights = Path(path) / WEIGHTS
+    if not weights.is_file():
+        raise CorruptFileError(f"{weights} is missing; the model directory is incomplete.")
+    expected = config.get("sha256")
+    actual = sha256_of(weights)
+    if expected != actual:
+        raise CorruptFileError(
+            f"{weights} does not match the checksum recorded in {CONFIG} "
+            f"(expected {expected!r}, found {actual[:16]}...). The weights were changed or damaged; "
+            "save the model again or restore it from a copy."
+        )
+    try:
+        return load_file(str(weights))
+    except (
+        SafetensorError,
+        OSError,
+        ValueError,
+    ) as err:  # pragma: no cover - checksum catches most
+        raise CorruptFileError(f"{weights} could not be read: {err}") from err

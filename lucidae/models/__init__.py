@@ -1,0 +1,42 @@
+"""Plain ``nn.Module`` autoencoders, one file per family.
+
+Each module takes a :class:`~lucidae.config.ModelConfig`, returns a NamedTuple from
+``forward`` and has ``encode``, ``decode`` and ``loss``. :data:`MODELS` maps the
+config's ``model`` name to its class; :func:`build_model` builds one.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from lucidae.models.dense import DenseAutoEncoder, Loss, Output
+
+MODELS: dict[str, type[nn.Module]] = {
+    "dense": DenseAutoEncoder,
+}
+"""Model family name (``ModelConfig.model``) to module class."""
+
+
+def build_model(cfg) -> nn.Module:
+    """Build the module that ``cfg.model`` names.
+
+    Parameters
+    ----------
+    cfg : ModelConfig
+        A validated config with ``input_dim`` set.
+
+    Returns
+    -------
+    torch.nn.Module
+
+    Examples
+    --------
+    >>> from lucidae.config import ModelConfig
+    >>> build_model(ModelConfig(input_dim=64, latent_dim=4)).latent_dim
+    4
+    """
+    cfg.validate()
+    return MODELS[cfg.model](cfg)
+
+
+__all__ = ["MODELS", "DenseAutoEncoder", "Loss", "Output", "build_model"]

@@ -1,0 +1,201 @@
+import inspect
+import json
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import lucidae
+from lucidae import AutoEncoder, load
+from lucidae.config import DataConfig, ModelConfig, TrainConfig, defaults
+from lucidae.errors import ConfigError, CorruptFileError, DataError, LucidaeError
+
+# Checks that cannot pass for a reason we accept, with that reason.
+EXPECTED_FAILED_CHECKS: dict[str, str] = {
+    "check_methods_sample_order_invariance": (
+        "float32 matrix kernels round a row differently depending on its position in the "
+        "batch; results differ by about 3e-8, above the check's 1e-9 tolerance"
+    ),
+    "check_methods_subset_invariance": "same float32 batching round-off as above",
+}
+
+
+def _fast(**kw):
+    params = dict(epochs=5, hidden_dims=(8,), latent_dim=2, verbose=0, random_state=0)
+    params.update(kw)
+    return AutoEncoder(**params)
+
+
+@parametrize_with_checks([_fast()], expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def test_parameters_mirror_the_configs():
+    sig = inspect.signature(AutoEncoder.__init__).parameters
+    params = {k: v.default for k, v in sig.items() if k != "self"}
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for k, p in sig.items() if k != "self")
+    expected = {}
+    for cls in (ModelConfig, TrainConfig):
+        expected.update({k: v for k, v in defaults(cls).items() if k not in ("model", "input_dim")})
+    expected["scaling"] = defaults(DataConfig)["scaling"]
+    assert params == expected
+
+
+def test_init_only_stores():
+    ae = AutoEncoder(latent_dim=-5)  # invalid, but nothing is checked before fit
+    assert ae.latent_dim == -5
+    with pytest.raises(ConfigError, match="latent_dim=-5"):
+        ae.fit(np.random.default_rng(0).random((10, 3)))
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"lr": -1.0}, "lr=-1.0"),
+        ({"epochs": 0}, "epochs=0"),
+        ({"scaling": "robust"}, "scaling='robust'"),
+        ({"activation": "nope"}, "allowed values"),
+        ({"validation_fraction": 2.0}, "validation_fraction=2.0"),
+    ],
+)
+def test_invalid_parameters_are_named(kwargs, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        _fast(**kwargs).fit(np.random.default_rng(0).random((10, 3)))
+
+
+def test_fitted_attributes(digits):
+    ae = _fast().fit(digits.X, feature_names=digits.feature_names, image_shape=digits.image_shape)
+    assert ae.n_features_in_ == 64
+    assert ae.image_shape_ == (8, 8) and ae.feature_names_[0] == "px0_0"
+    assert ae.n_iter_ == 5 and len(ae.history_.records) == 5
+    assert list(ae.get_feature_names_out()) == ["latent0", "latent1"]
+    Z = ae.transform(digits.X)
+    assert Z.shape == (1797, 2) and Z.dtype == np.float32
+    np.testing.assert_allclose(ae.inverse_transform(Z), ae.reconstruct(digits.X), atol=1e-6)
+    scores = ae.score_samples(digits.X)
+    manual = -((ae.reconstruct(digits.X) - digits.X) ** 2).mean(axis=1)
+    np.testing.assert_allclose(scores, manual, rtol=1e-4, atol=1e-7)
+
+
+def test_wrong_feature_count_at_transform(digits):
+    ae = _fast().fit(digits.X)
+    with pytest.raises(ValueError, match="X has 10 features, but AutoEncoder is expecting 64"):
+        ae.transform(digits.X[:, :10])
+    with pytest.raises(DataError, match=r"\(n_samples, 2\)"):
+        ae.inverse_transform(np.zeros((3, 5)))
+
+
+def test_nan_input_names_position(digits):
+    X = digits.X.copy()
+    X[7, 3] = np.inf
+    with pytest.raises(ValueError, match="infinity|NaN"):
+        _fast().fit(X)
+
+
+# --------------------------------------------------------------------------- scaling
+def test_uint8_images_are_mapped_to_unit_range_and_back(digits):
+    X8 = np.round(digits.X * 255).astype(np.uint8)
+    ae = _fast().fit(X8)
+    assert ae.scaler_.kind == "uint8"
+    np.testing.assert_allclose(ae.scaler_.transform(X8), X8 / 255.0, atol=1e-6)
+    recon = ae.reconstruct(X8)
+    assert recon.max() > 1.5  # back in 0..255 units
+    assert recon.min() >= 0 and recon.max() <= 255 + 1e-3
+
+
+def test_double_division_by_255_warns(digits):
+    with pytest.warns(UserWarning, match="divided by 255 twice"):
+        _fast().fit(digits.X / 255.0)
+
+
+def test_no_warning_for_data_in_unit_range(digits):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ae = _fast().fit(digits.X)
+    assert ae.scaler_.kind == "identity"
+
+
+def test_sigmoid_output_refuses_targets_outside_unit_range(rng):
+    X = rng.normal(size=(50, 4))
+    with pytest.raises(ConfigError, match="sigmoid"):
+        _fast(scaling="standard").fit(X)
+    with pytest.raises(ConfigError, match="sigmoid"):
+        _fast(scaling=None).fit(X)
+    # auto picks min-max for a sigmoid output, standard for a linear one
+    assert _fast().fit(X).scaler_.kind == "minmax"
+    assert _fast(output_activation="linear").fit(X).scaler_.kind == "standard"
+
+
+def test_inverse_transform_undoes_standard_scaling(rng):
+    X = rng.normal(loc=100.0, scale=20.0, size=(400, 3))
+    X[:, 2] = X[:, 0] * 2  # redundant column: reconstructable
+    ae = AutoEncoder(
+        hidden_dims=(),
+        latent_dim=2,
+        activation="linear",
+        latent_activation="linear",
+        output_activation="linear",
+        epochs=60,
+        verbose=0,
+        random_state=0,
+    ).fit(X)
+    recon = ae.reconstruct(X)
+    assert abs(recon.mean() - X.mean()) < 2.0  # original units, not standardised ones
+    assert np.mean((recon - X) ** 2) < 0.05 * X.var()
+
+
+# --------------------------------------------------------------------------- save / load
+def test_save_load_round_trip_is_exact(tmp_path, digits):
+    ae = _fast().fit(digits.X, feature_names=digits.feature_names, image_shape=(8, 8))
+    path = ae.save(tmp_path / "run")
+    assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors"]
+    config = json.loads((path / "config.json").read_text())
+    assert config["lucidae_version"] == lucidae.__version__
+    assert config["model"]["hidden_dims"] == [8] and config["scaling"] == "identity"
+    assert len(config["history"]["records"]) == 5
+    ae2 = load(path)
+    assert type(ae2) is AutoEncoder and ae2.get_params() == ae.get_params()
+    for method in ("transform", "reconstruct", "score_samples"):
+        np.testing.assert_array_equal(getattr(ae2, method)(digits.X), getattr(ae, method)(digits.X))
+    Z = ae.transform(digits.X[:10])
+    np.testing.assert_array_equal(ae2.inverse_transform(Z), ae.inverse_transform(Z))
+    assert ae2.image_shape_ == (8, 8) and ae2.feature_names_ == digits.feature_names
+    assert ae2.history_.records == ae.history_.records
+
+
+def test_save_overwrites_atomically_and_keeps_other_files(tmp_path, digits):
+    path = tmp_path / "run"
+    _fast().fit(digits.X).save(path)
+    (path / "report.html").write_text("keep me")
+    ae = _fast(latent_dim=3).fit(digits.X)
+    ae.save(path)
+    assert (path / "report.html").read_text() == "keep me"
+    assert load(path).module_.latent_dim == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no temporary leftovers
+
+
+def test_load_detects_tampered_weights(tmp_path, digits):
+    path = _fast().fit(digits.X).save(tmp_path / "run")
+    data = bytearray((path / "model.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (path / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(CorruptFileError, match="checksum"):
+        load(path)
+
+
+def test_load_missing_dir_is_clear(tmp_path):
+    with pytest.raises(LucidaeError, match="not a lucidae model directory"):
+        load(tmp_path / "nothing")
+
+
+def test_no_pickle_in_the_package():
+    import pathlib
+
+    root = pathlib.Path(lucidae.__file__).parent
+    for path in root.rglob("*.py"):
+        text = path.read_text()
+        assert "import pickle" not in text and "pickle.load" not in text, path
+        if "torch.load(" in text:
+            assert "weights_only=True" in text, path

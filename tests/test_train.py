@@ -1,0 +1,109 @@
+import numpy as np
+import pytest
+import torch
+
+from lucidae.config import ModelConfig, TrainConfig
+from lucidae.errors import TrainingError
+from lucidae.models import build_model
+from lucidae.train import auto_epochs, lr_at, seeded, train
+
+
+def _model(seed=0, d=64):
+    with seeded(seed):
+        return build_model(ModelConfig(input_dim=d, hidden_dims=(32,), latent_dim=8))
+
+
+def test_loss_decreases(digits):
+    model = _model()
+    hist = train(model, digits.X, TrainConfig(epochs=15, verbose=0, random_state=0))
+    losses = hist.losses
+    assert losses[-1] < 0.5 * losses[0]
+    assert all(np.isfinite(losses))
+    assert {"epoch", "loss", "mse", "val_loss", "lr", "seconds", "samples_per_s"} <= set(hist.records[0])
+
+
+def test_same_seed_is_bit_identical(digits):
+    cfg = TrainConfig(epochs=3, verbose=0, random_state=3)
+    a, b = _model(1), _model(1)
+    train(a, digits.X, cfg)
+    train(b, digits.X, cfg)
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)
+    c = _model(1)
+    train(c, digits.X, TrainConfig(epochs=3, verbose=0, random_state=4))
+    assert not torch.equal(a.encoder[0].weight, c.encoder[0].weight)
+
+
+def test_early_stopping_restores_best_weights(rng):
+    # pure noise: validation loss stops improving quickly
+    X = rng.random((300, 10)).astype(np.float32)
+    model = _model(d=10)
+    cfg = TrainConfig(epochs=200, patience=3, lr=0.05, verbose=0, random_state=0, lr_schedule="constant")
+    hist = train(model, X, cfg)
+    assert hist.stopped_early
+    assert len(hist.records) < 200
+    best = min(r["val_loss"] for r in hist.records)
+    assert hist.records[hist.best_epoch - 1]["val_loss"] == best
+    # the module holds the best epoch's weights: re-evaluating on the same split gives the best loss
+    g = torch.Generator().manual_seed(0)
+    from lucidae.train import evaluate, split_validation
+
+    _, val_idx = split_validation(300, cfg.validation_fraction, g)
+    assert evaluate(model, torch.from_numpy(X)[val_idx]) == pytest.approx(best, rel=1e-5)
+
+
+def test_no_validation_when_fraction_zero(digits):
+    hist = train(_model(), digits.X[:100], TrainConfig(epochs=2, validation_fraction=0, verbose=0))
+    assert "val_loss" not in hist.records[0] and hist.best_epoch is None
+
+
+def test_nan_loss_stops_with_diagnosis_and_keeps_last_good_weights(digits):
+    model = _model()
+    X = digits.X[:256]
+    steps_per_epoch = 2  # 256 samples, batch 128, no validation
+    calls = {"n": 0}
+    real_loss = model.loss
+    snapshot = {}
+
+    def loss(x, target):
+        calls["n"] += 1
+        if calls["n"] == steps_per_epoch + 1:  # first step of epoch 2: epoch 1 has just ended
+            snapshot.update({k: v.clone() for k, v in model.state_dict().items()})
+        out = real_loss(x, target)
+        if calls["n"] > steps_per_epoch + 1:
+            return out._replace(total=out.total * float("nan"))
+        return out
+
+    model.loss = loss
+    cfg = TrainConfig(epochs=5, batch_size=128, verbose=0, random_state=0, validation_fraction=0)
+    with pytest.raises(TrainingError, match="epoch 2.*lower learning rate"):
+        train(model, X, cfg)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, snapshot[k]), k
+        assert torch.isfinite(v).all()
+
+
+def test_auto_epochs_targets_a_step_budget():
+    assert auto_epochs(10) == 500
+    assert auto_epochs(100) == 50
+    assert auto_epochs(10_000) == 20
+
+
+def test_cosine_schedule_endpoints():
+    cfg = TrainConfig(lr=2.0)
+    assert lr_at(0, 10, cfg) == 2.0
+    assert lr_at(10, 10, cfg) == pytest.approx(0.1)
+    assert lr_at(5, 10, cfg) == pytest.approx(2.0 * (0.05 + 0.95 * 0.5))
+    assert lr_at(7, 10, TrainConfig(lr=2.0, lr_schedule="constant")) == 2.0
+
+
+def test_progress_line_per_epoch_when_verbose_2(digits, capsys):
+    train(_model(), digits.X[:200], TrainConfig(epochs=2, verbose=2, random_state=0))
+    err = capsys.readouterr().err
+    assert err.count("epoch epoch=") == 2 and "samples_per_s" in err
+
+
+def test_quiet_when_not_a_terminal(digits, capsys):
+    train(_model(), digits.X[:200], TrainConfig(epochs=2, verbose=1, random_state=0))
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
