@@ -13,10 +13,12 @@ from pathlib import Path
 from lucidae.datasets.base import Dataset
 from lucidae.datasets.builtin import load_digits
 from lucidae.datasets.files import load_array, load_fashion_mnist, load_mnist, read_idx
+from lucidae.datasets.shapes import load_shapes, make_shapes
 from lucidae.errors import DataError
 
 BUILTIN: dict[str, Callable[[], Dataset]] = {
     "digits": load_digits,
+    "shapes": load_shapes,
 }
 """Dataset names accepted by ``--data``, each a function of no arguments."""
 
@@ -67,5 +69,7 @@ __all__ = [
     "load_digits",
     "load_fashion_mnist",
     "load_mnist",
+    "load_shapes",
+    "make_shapes",
     "read_idx",
 ]
