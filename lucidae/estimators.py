@@ -22,10 +22,18 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from lucidae._version import __version__
 from lucidae.config import DataConfig, ModelConfig, TrainConfig
 from lucidae.errors import ConfigError, CorruptFileError, DataError
-from lucidae.io import read_config, read_tensors, write_model_dir
+from lucidae.io import CONFIG, WEIGHTS, read_config, read_tensors, write_model_dir
 from lucidae.models import build_model
 from lucidae.scaling import Scaler, fit_scaler
 from lucidae.train import EVAL_BATCH, History, resolve_device, resolve_seed, seeded, train
+from lucidae.validation import (
+    check_finite,
+    check_numeric,
+    check_tensors,
+    expected_tensors,
+    read_safetensors_header,
+    validate_saved_config,
+)
 
 ESTIMATORS: dict[str, type[BaseAutoEncoder]] = {}
 """Estimator class name to class, filled by ``__init_subclass__``; used by :func:`load`."""
@@ -116,9 +124,7 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
         train_cfg = self._train_config()
         scaling = self._scaling()
         output_activation = getattr(self, "output_activation", "linear")
-        raw_dtype = getattr(X, "dtype", None)
-        X = validate_data(self, X, dtype=None if raw_dtype == np.uint8 else [np.float64, np.float32])
-        X = self._check_array(X)
+        X = self._validate(X, reset=True)
         n_samples, n_features = X.shape
         if n_samples < 2:
             raise DataError(
@@ -140,17 +146,33 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
         self.model_config_ = model_cfg
         return self
 
-    def _check_array(self, X: np.ndarray) -> np.ndarray:
+    def _validate(self, X: Any, *, reset: bool) -> np.ndarray:
+        """scikit-learn's input checks, with lucidae's clearer messages for dtypes and non-finite values.
+
+        Every refusal is a :class:`DataError`, which is also the ``ValueError`` scikit-learn's
+        API promises; scikit-learn's own message (for example the feature-count one) is kept.
+        """
+        check_numeric(X)
+        raw_dtype = getattr(X, "dtype", None)
+        try:
+            X = validate_data(
+                self,
+                X,
+                reset=reset,
+                dtype=None if raw_dtype == np.uint8 else [np.float64, np.float32],
+                ensure_all_finite=False,  # check_finite says how many and where
+            )
+        except ValueError as err:
+            if isinstance(err, DataError):
+                raise
+            hint = " Pass data with the same columns, in the same order, as during fit." if not reset else ""
+            raise DataError(f"{err}{hint}") from err
+        return self._check_array(X, action="fitting" if reset else "encoding")
+
+    def _check_array(self, X: np.ndarray, action: str = "fitting") -> np.ndarray:
         if X.ndim != 2:  # pragma: no cover - validate_data enforces 2-D
             raise DataError(f"Expected a 2-D array (n_samples, n_features), got shape {X.shape}.")
-        if X.dtype != np.uint8 and not np.isfinite(X).all():
-            bad = np.argwhere(~np.isfinite(X))
-            row, col = (int(v) for v in bad[0])
-            raise DataError(
-                f"Input contains {len(bad)} NaN or infinite value(s); the first is at row {row}, "
-                f"column {col}. Remove or impute them before fitting (for example with "
-                "sklearn.impute.SimpleImputer)."
-            )
+        check_finite(X, action=action)
         return X
 
     @staticmethod
@@ -178,9 +200,7 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
     def _prepare(self, X: Any) -> np.ndarray:
         """Validate ``X`` against the fitted input and scale it to the model's space."""
         check_is_fitted(self, "module_")
-        raw_dtype = getattr(X, "dtype", None)
-        X = validate_data(self, X, reset=False, dtype=None if raw_dtype == np.uint8 else [np.float64, np.float32])
-        return self.scaler_.transform(self._check_array(X))
+        return self.scaler_.transform(self._validate(X, reset=False))
 
     def _run(self, fn: Any, X: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
         """Apply ``fn`` (tensor -> tensor) to ``X`` in batches without gradients."""
@@ -238,15 +258,15 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
         (2, 64)
         """
         check_is_fitted(self, "module_")
+        check_numeric(X, what="codes")
         Z = np.asarray(X, dtype=np.float32)
         latent_dim = self.module_.latent_dim
-        if Z.ndim != 2 or Z.shape[1] != latent_dim:
+        if Z.ndim != 2 or Z.shape[1] != latent_dim or Z.shape[0] == 0:
             raise DataError(
-                f"inverse_transform expects codes of shape (n_samples, {latent_dim}), got {Z.shape}. "
-                "Pass the output of transform."
+                f"inverse_transform expects codes of shape (n_samples, {latent_dim}) with n_samples >= 1, "
+                f"got {Z.shape}. Pass the output of transform."
             )
-        if not np.isfinite(Z).all():
-            raise DataError("inverse_transform got NaN or infinite codes.")
+        check_finite(Z, what="codes", action="decoding")
         return self.scaler_.inverse_transform(self._run(self.module_.decode, Z))
 
     def reconstruct(self, X: Any) -> np.ndarray:
@@ -393,36 +413,19 @@ def load(path: str | os.PathLike) -> BaseAutoEncoder:
     'AutoEncoder'
     """
     config = read_config(path)
-    try:
-        cls = ESTIMATORS[config["estimator"]]
-        params = dict(config["params"])
-        if isinstance(params.get("hidden_dims"), list):
-            params["hidden_dims"] = tuple(params["hidden_dims"])
-        est = cls(**params)
-        model_cfg = ModelConfig.from_dict(config["model"])
-        n_features = int(config["n_features_in"])
-        if model_cfg.input_dim != n_features:
-            raise CorruptFileError(
-                f"config.json says n_features_in={n_features} but the model's input_dim is {model_cfg.input_dim}."
-            )
-    except (KeyError, TypeError, ConfigError) as err:
-        raise CorruptFileError(f"{Path(path) / 'config.json'} is not a valid lucidae config: {err!r}") from err
+    # Everything is checked before anything is allocated: the config against its schema,
+    # then the safetensors header (a bounded read) against the shapes the config implies.
+    spec = validate_saved_config(config, Path(path) / CONFIG)
+    cls, model_cfg, n_features = spec["estimator"], spec["model"], spec["n_features"]
+    est = cls(**spec["params"])
+    weights = Path(path) / WEIGHTS
+    if not weights.is_file():
+        raise CorruptFileError(f"{weights} is missing; the model directory is incomplete.")
+    check_tensors(read_safetensors_header(weights), expected_tensors(model_cfg, n_features), weights)
     tensors = read_tensors(path, config)
     with seeded(0):
         module = build_model(model_cfg)
-    state = {k.removeprefix("module."): v for k, v in tensors.items() if k.startswith("module.")}
-    expected = module.state_dict()
-    mismatch = [
-        k
-        for k in set(state) | set(expected)
-        if k not in state or k not in expected or state[k].shape != expected[k].shape
-    ]
-    if mismatch:
-        raise CorruptFileError(
-            f"The weights in {path} do not fit the architecture in config.json (first mismatch: "
-            f"{sorted(mismatch)[0]!r}). The files do not belong together."
-        )
-    module.load_state_dict(state)
+    module.load_state_dict({k.removeprefix("module."): v for k, v in tensors.items() if k.startswith("module.")})
     module.eval()
     try:
         device = resolve_device(est._train_config().device)
@@ -430,9 +433,12 @@ def load(path: str | os.PathLike) -> BaseAutoEncoder:
         device = torch.device("cpu")
     est.module_ = module.to(device)
     est.model_config_ = model_cfg
-    offset, scale = tensors.get("scaler.offset"), tensors.get("scaler.scale")
-    if offset is None or scale is None or offset.shape != (n_features,) or scale.shape != (n_features,):
-        raise CorruptFileError(f"The scaling stored in {path} is missing or has the wrong shape.")
+    offset, scale = tensors["scaler.offset"], tensors["scaler.scale"]  # shapes checked with the header
+    if not (torch.isfinite(offset).all() and torch.isfinite(scale).all() and (scale != 0).all()):
+        raise CorruptFileError(
+            f"The scaling stored in {weights} has NaN, infinite or zero entries; it cannot be undone. "
+            "Save the model again or restore it from a copy."
+        )
     est.scaler_ = Scaler(str(config["scaling"]), offset.numpy().astype(np.float64), scale.numpy().astype(np.float64))
     est.n_features_in_ = n_features
     if config.get("feature_names_in") is not None:

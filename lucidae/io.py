@@ -159,8 +159,11 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
         raise CorruptFileError(f"{cfg_path} is {cfg_path.stat().st_size} bytes; a config is never that large.")
     try:
         config = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CorruptFileError(f"{cfg_path} is not valid JSON ({err}). The file is damaged.") from err
+    # ValueError also covers integers of more than 4300 digits; RecursionError, nesting thousands deep.
+    except (ValueError, RecursionError) as err:
+        raise CorruptFileError(f"{cfg_path} is not valid JSON ({str(err)[:200]}). The file is damaged.") from err
+    except OSError as err:
+        raise CorruptFileError(f"{cfg_path} could not be read: {err}") from err
     if not isinstance(config, dict):
         raise CorruptFileError(f"{cfg_path} must hold a JSON object, found {type(config).__name__}.")
     version = config.get("format_version")
