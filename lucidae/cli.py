@@ -298,13 +298,13 @@ def info(
 ) -> None:
     """Describe a saved model: architecture, size, scaling, training and held-out error."""
     from lucidae.estimators import load
+    from lucidae.io import read_run_record
 
     try:
         est = load(run_dir)
+        run = read_run_record(run_dir, RUN_FILE)
     except LucidaeError as err:
         raise _fail(err) from err
-    run_path = Path(run_dir) / RUN_FILE
-    run = json.loads(run_path.read_text()) if run_path.is_file() else {}
     n_params = sum(p.numel() for p in est.module_.parameters())
     hist = est.history_
     summary = {
@@ -340,7 +340,8 @@ def info(
         f"activations: hidden {cfg.activation}, latent {cfg.latent_activation}, output {cfg.output_activation}",
         f"scaling: {summary['scaling']}; input features: {est.n_features_in_}"
         + (f" (images {est.image_shape_})" if est.image_shape_ else ""),
-        f"trained {est.n_iter_} epochs in {est.fit_seconds_:.1f} s; final loss {summary['final_loss']:.5g}"
+        f"trained {est.n_iter_} epochs in {est.fit_seconds_:.1f} s; final loss "
+        + (f"{summary['final_loss']:.5g}" if summary["final_loss"] is not None else "not recorded")
         + (f"; best epoch {hist.best_epoch}" if hist.best_epoch else ""),
     ]
     if summary["data"]:

@@ -204,3 +204,47 @@ def read_tensors(path: str | os.PathLike, config: dict[str, Any]) -> dict[str, T
         ValueError,
     ) as err:  # pragma: no cover - checksum catches most
         raise CorruptFileError(f"{weights} could not be read: {err}") from err
+
+
+def read_run_record(path: str | os.PathLike, name: str = "run.json") -> dict[str, Any]:
+    """Read the ``run.json`` that ``lucidae train`` writes beside a model; ``{}`` when there is none.
+
+    The record may come from someone else, so it is checked as far as its readers rely
+    on it: an object whose ``metrics`` maps names to numbers and whose ``dataset`` is an object.
+
+    Raises
+    ------
+    CorruptFileError
+        When the file is too large, not JSON, or not shaped as described.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> read_run_record(d)
+    {}
+    >>> _ = (d / "run.json").write_text('{"metrics": {"test_fvu": 0.25}}')
+    >>> read_run_record(d)["metrics"]
+    {'test_fvu': 0.25}
+    """
+    run_path = Path(path) / name
+    if not run_path.is_file():
+        return {}
+    if run_path.stat().st_size > MAX_CONFIG_BYTES:
+        raise CorruptFileError(f"{run_path} is {run_path.stat().st_size} bytes; a run record is never that large.")
+    try:
+        record = json.loads(run_path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError, OSError) as err:
+        raise CorruptFileError(f"{run_path} is not valid JSON ({str(err)[:200]}). Delete it or train again.") from err
+    metrics = record.get("metrics", {}) if isinstance(record, dict) else None
+    if (
+        not isinstance(record, dict)
+        or not isinstance(metrics, dict)
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values())
+        or not isinstance(record.get("dataset", {}), dict)
+    ):
+        raise CorruptFileError(
+            f"{run_path} is not a lucidae run record: expected an object whose 'metrics' maps names to "
+            "numbers and whose 'dataset' is an object. Delete it or train again."
+        )
+    return record

@@ -537,17 +537,72 @@ def check_tensors(
             )
 
 
-# --------------------------------------------------------------------------- .npz members
-MAX_NPZ_MEMBER_BYTES = 1 << 36
-"""An .npz member declaring more than 64 GiB of data is refused before it is read."""
+# --------------------------------------------------------------------------- .npy and .npz
+MAX_NPY_BYTES = 1 << 36
+"""An array declaring more than 64 GiB of data is refused before it is read."""
+
+
+def _npy_header(fh: Any, available: int, label: str) -> None:
+    """Read one .npy header from ``fh`` and check it against the ``available`` bytes that follow its start."""
+    from numpy.lib import format as npformat
+
+    version = npformat.read_magic(fh)
+    if version == (1, 0):
+        shape, _, dtype = npformat.read_array_header_1_0(fh)
+    elif version in ((2, 0), (3, 0)):
+        shape, _, dtype = npformat.read_array_header_2_0(fh)
+    else:  # pragma: no cover - read_magic accepts only what the two readers handle
+        raise DataError(f"{label} has .npy format version {version}; numpy writes 1.0 to 3.0.")
+    if dtype.hasobject:
+        raise DataError(
+            f"{label} holds Python objects (dtype {dtype}), which would need pickle; lucidae never "
+            "unpickles. Save numeric arrays only."
+        )
+    data = available - fh.tell()
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > MAX_NPY_BYTES or nbytes != data:
+        raise DataError(
+            f"{label} declares shape {shape} of {dtype} ({nbytes} bytes) but holds {data} bytes of data. "
+            "The file is damaged or truncated."
+        )
+
+
+def check_npy(path: str | os.PathLike) -> None:
+    """Check an ``.npy`` header against the file's size, so a lying header cannot trigger a huge allocation.
+
+    Raises
+    ------
+    DataError
+        When the header is unreadable, declares objects, or a size other than the file holds.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "d.npy"
+    >>> np.save(p, np.zeros((3, 2)))
+    >>> check_npy(p)
+    >>> _ = p.write_bytes(p.read_bytes()[:-8])
+    >>> check_npy(p)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    lucidae.errors.DataError: ... declares shape (3, 2) of float64 (48 bytes) but holds 40 bytes of data. ...
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            _npy_header(fh, path.stat().st_size, str(path))
+    except DataError:
+        raise
+    except (ValueError, OSError, EOFError, SyntaxError, RecursionError, MemoryError) as err:
+        raise DataError(f"{path} is not a readable .npy file ({type(err).__name__}: {str(err)[:200]}).") from err
 
 
 def check_npz(path: str | os.PathLike) -> None:
     """Check every array header of an ``.npz`` against the size its zip entry declares.
 
     ``np.load`` allocates the shape an ``.npz`` member's header declares before reading
-    its data, so a member that claims to be huge is refused here first. Object arrays
-    (which would need pickle) are refused too.
+    its data, so a member that claims to be huge is refused here first. Members that are
+    not ``.npy`` arrays, and object arrays (which would need pickle), are refused too.
 
     Raises
     ------
@@ -563,35 +618,18 @@ def check_npz(path: str | os.PathLike) -> None:
     """
     import zipfile
 
-    from numpy.lib import format as npformat
-
     path = Path(path)
     try:
         with zipfile.ZipFile(path) as archive:
             for info in archive.infolist():
-                if info.file_size > MAX_NPZ_MEMBER_BYTES:
-                    raise DataError(f"{path}: member {info.filename!r:.60} declares {info.file_size} bytes; refused.")
+                label = f"{path}: array {info.filename!r:.60}"
+                if not info.filename.endswith(".npy"):
+                    raise DataError(f"{label} is not an .npy member; an .npz holds only .npy arrays.")
+                if info.file_size > MAX_NPY_BYTES:
+                    raise DataError(f"{label} declares {info.file_size} bytes; that is implausibly large.")
                 with archive.open(info) as fh:
-                    version = npformat.read_magic(fh)
-                    if version == (1, 0):
-                        shape, _, dtype = npformat.read_array_header_1_0(fh)
-                    elif version in ((2, 0), (3, 0)):
-                        shape, _, dtype = npformat.read_array_header_2_0(fh)
-                    else:
-                        raise DataError(f"{path}: member {info.filename!r:.60} has .npy version {version}.")
-                    header_end = fh.tell()
-                if dtype.hasobject:
-                    raise DataError(
-                        f"{path}: array {info.filename!r:.60} holds Python objects, which lucidae never "
-                        "unpickles. Save numeric arrays only."
-                    )
-                nbytes = math.prod(shape) * dtype.itemsize
-                if nbytes != info.file_size - header_end:
-                    raise DataError(
-                        f"{path}: array {info.filename!r:.60} declares shape {shape} of {dtype} ({nbytes} bytes) "
-                        f"but holds {info.file_size - header_end} bytes. The file is damaged."
-                    )
+                    _npy_header(fh, info.file_size, label)
     except DataError:
         raise
     except Exception as err:  # zipfile and numpy's header parser raise many types on damaged input
-        raise DataError(f"{path} is not a readable .npz archive ({type(err).__name__}: {err}).") from err
+        raise DataError(f"{path} is not a readable .npz archive ({type(err).__name__}: {str(err)[:200]}).") from err

@@ -10,14 +10,18 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import math
 import os
 import struct
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from lucidae.datasets.base import Dataset
 from lucidae.errors import DataError
+from lucidae.validation import check_npy, check_npz
 
 IDX_DTYPES = {
     0x08: np.dtype(np.uint8),
@@ -31,6 +35,22 @@ IDX_DTYPES = {
 
 MAX_IDX_BYTES = 1 << 34
 """An idx payload larger than 16 GiB is refused as implausible before it is read."""
+
+
+MAX_IDX_DIMS = 16
+"""An idx header declaring more dimensions than this is refused (MNIST uses 1 and 3)."""
+
+
+def _read_at_most(fh: io.BufferedIOBase, n: int, chunk: int = 1 << 24) -> bytes:
+    """Read up to ``n`` bytes in chunks, so a gzip header that lies about its size costs only what is there."""
+    parts, left = [], n
+    while left > 0:
+        part = fh.read(min(chunk, left))
+        if not part:
+            break
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
 
 
 def _open(path: Path) -> io.BufferedIOBase:
@@ -76,14 +96,22 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
                     "0x00 0x00 <type code> <number of dimensions>."
                 )
             dtype, ndim = IDX_DTYPES[head[2]], head[3]
+            if ndim > MAX_IDX_DIMS:
+                raise DataError(f"{path} declares {ndim} dimensions; idx data has at most {MAX_IDX_DIMS}.")
             dims_raw = fh.read(4 * ndim)
             if len(dims_raw) < 4 * ndim:
                 raise DataError(f"{path} ends inside its header ({ndim} dimensions declared).")
             dims = struct.unpack(f">{ndim}I", dims_raw)
-            expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+            # Python ints: numpy's int64 product wraps around for dimensions near 2**32.
+            expected = math.prod(dims) * dtype.itemsize
             if expected > MAX_IDX_BYTES:
                 raise DataError(f"{path} declares shape {dims} ({expected} bytes); that is implausibly large.")
-            payload = fh.read(expected)
+            if path.suffix != ".gz" and expected > path.stat().st_size:
+                raise DataError(
+                    f"{path} is truncated: its header declares shape {dims} ({expected} bytes of data) "
+                    f"but the whole file has {path.stat().st_size} bytes."
+                )
+            payload = _read_at_most(fh, expected)
             if len(payload) != expected:
                 raise DataError(
                     f"{path} is truncated: its header declares shape {dims} ({expected} bytes of data) "
@@ -91,7 +119,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
                 )
             if fh.read(1):
                 raise DataError(f"{path} has data after the {expected} bytes its header declares.")
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
+    except (OSError, EOFError, zlib.error) as err:  # BadGzipFile is an OSError
         raise DataError(f"{path} could not be read as an idx file: {err}") from err
     return np.frombuffer(payload, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
 
@@ -123,9 +151,16 @@ def _load_idx_pair(path: str | os.PathLike, split: str, name: str) -> Dataset:
                 f"{folder}: {prefix} images have shape {x.shape} and labels {y.shape}; expected "
                 "(n, height, width) images and (n,) labels with the same n."
             )
+        if images and x.shape[1:] != images[0].shape[1:]:
+            raise DataError(
+                f"{folder}: {prefix} images are {x.shape[1]}x{x.shape[2]} but the others are "
+                f"{images[0].shape[1]}x{images[0].shape[2]}; all images must have the same size."
+            )
         images.append(x)
         labels.append(y)
     X = np.concatenate(images)
+    if X.shape[0] == 0 or X.shape[1] * X.shape[2] == 0:
+        raise DataError(f"{folder}: the {split} images have shape {X.shape}; there is nothing to train on.")
     h, w = X.shape[1:]
     return Dataset(
         X=X.reshape(len(X), h * w),
@@ -180,8 +215,12 @@ def _as_dataset(arr: np.ndarray, path: Path, y: np.ndarray | None = None) -> Dat
         raise DataError(f"{path} holds an array of shape {arr.shape}; expected (n_samples, n_features) or images.")
     if arr.dtype.kind not in "biuf":
         raise DataError(f"{path} holds dtype {arr.dtype}; expected numbers (int, uint or float).")
+    if arr.size == 0:
+        raise DataError(f"{path} holds an empty array of shape {arr.shape}; there is nothing to train on.")
     image_shape = tuple(int(s) for s in arr.shape[1:]) if arr.ndim in (3, 4) else None
-    X = arr.reshape(arr.shape[0], -1) if arr.ndim > 2 else arr
+    X = arr.reshape(arr.shape[0], math.prod(arr.shape[1:])) if arr.ndim > 2 else arr
+    if y is not None and y.shape != (X.shape[0],):
+        raise DataError(f"{path}: labels 'y' have shape {y.shape} but there are {X.shape[0]} samples.")
     return Dataset(
         X=X,
         y=y,
@@ -239,9 +278,12 @@ def load_array(
         raise DataError(f"{path} does not exist or is not a file.")
     suffix = path.suffix.lower()
     try:
+        # The header checks come first: np.load allocates whatever shape a header declares.
         if suffix == ".npy":
+            check_npy(path)
             return _as_dataset(np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False), path)
         if suffix == ".npz":
+            check_npz(path)
             with np.load(path, allow_pickle=False) as archive:
                 names = list(archive.files)
                 chosen = key or ("X" if "X" in names else names[0] if len(names) == 1 else None)
@@ -251,10 +293,10 @@ def load_array(
                     )
                 y = archive["y"] if "y" in names and chosen != "y" else None
                 return _as_dataset(archive[chosen], path, y)
-    except (ValueError, OSError, EOFError) as err:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         if isinstance(err, DataError):
             raise
-        raise DataError(f"{path} could not be read as {suffix}: {err}") from err
+        raise DataError(f"{path} could not be read as {suffix}: {str(err)[:200]}") from err
     if suffix == ".csv":
         return _read_csv(path, target_column)
     raise DataError(f"{path}: unknown file type {suffix!r}; lucidae reads .npy, .npz, .csv and idx folders.")
@@ -303,7 +345,10 @@ def _read_csv(path: Path, target_column: str | None) -> Dataset:
             f"{path}: column(s) {bad} are not numeric (for example {first!r} in {bad[0]!r}). "
             "Encode them as numbers, drop them, or name one as target_column."
         )
-    X = np.asarray(columns, dtype=np.float64).T.copy()
+    # float() per cell, as in _is_number: numpy's own parser disagrees on "1_000" or non-ASCII digits.
+    X = np.array([[float(v) for v in col] for col in columns], dtype=np.float64).T.copy()
+    if X.shape[1] == 0:
+        raise DataError(f"{path} has no feature columns left.")
     return Dataset(
         X=X,
         y=y,
