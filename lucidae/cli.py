@@ -176,6 +176,69 @@ def _save_output(array: np.ndarray, out: Path, header: list[str]) -> None:
     os.replace(tmp, out)
 
 
+def fit_run(
+    est: Any, dataset: Any, data_cfg: DataConfig, out: Path, *, seed: int = 0, quiet: bool = False
+) -> tuple[Path, dict[str, Any]]:
+    """Hold out ``data_cfg.test_fraction`` of ``dataset``, fit ``est`` on the rest, save it with ``run.json``.
+
+    ``run.json`` records the data spec, the held-out indices and the held-out error, so
+    ``lucidae report`` can later evaluate the model on exactly the samples it never saw.
+    ``train``, ``demo`` and ``sweep`` all write their runs through here.
+
+    Returns
+    -------
+    (Path, dict)
+        The run folder and the record written to its ``run.json``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from lucidae.datasets import load_digits
+    >>> from lucidae.estimators import AutoEncoder
+    >>> est = AutoEncoder(hidden_dims=(), latent_dim=2, epochs=1, verbose=0, random_state=0)
+    >>> out, rec = fit_run(est, load_digits(), DataConfig(), Path(tempfile.mkdtemp()) / "r", quiet=True)
+    >>> len(rec["test_indices"]), sorted(rec["metrics"])
+    (360, ['test_fvu', 'test_mse'])
+    """
+    from sklearn.model_selection import train_test_split
+
+    from lucidae.io import write_json
+    from lucidae.metrics import fvu
+
+    n = dataset.n_samples
+    indices = np.arange(n)
+    if data_cfg.test_fraction > 0 and n >= 4:
+        train_idx, test_idx = train_test_split(indices, test_size=data_cfg.test_fraction, random_state=seed)
+    else:
+        train_idx, test_idx = indices, indices[:0]
+    train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
+    if not quiet:
+        typer.echo(
+            f"training {type(est).__name__} on {dataset.name}: {len(train_idx)} samples x "
+            f"{dataset.n_features} features ({len(test_idx)} held out)",
+            err=True,
+        )
+    est.fit(dataset.X[train_idx], feature_names=dataset.feature_names, image_shape=dataset.image_shape)
+    record: dict[str, Any] = {
+        "data": data_cfg.to_dict(),
+        "dataset": {"name": dataset.name, "description": dataset.description, "n_samples": n},
+        "test_indices": test_idx.tolist(),
+        "metrics": {},
+    }
+    if len(test_idx):
+        scaled = est.scaler_.transform(dataset.X[test_idx])
+        recon = est.scaler_.transform(est.reconstruct(dataset.X[test_idx]))
+        record["metrics"] = {
+            "test_fvu": fvu(scaled, recon),
+            "test_mse": float(np.mean((scaled - recon) ** 2)),
+        }
+    out_dir = est.save(out)
+    tmp = out_dir / (RUN_FILE + ".tmp")
+    write_json(tmp, record)
+    os.replace(tmp, out_dir / RUN_FILE)
+    return out_dir, record
+
+
 @app.command()
 @with_config_options
 def train(
@@ -190,53 +253,13 @@ def train(
     A share of the data (--test-fraction) is held out and never trained on; its
     reconstruction error is printed and stored in OUT/run.json.
     """
-    from sklearn.model_selection import train_test_split
-
     from lucidae.datasets import load_dataset
-    from lucidae.metrics import fvu
 
     try:
         model_cfg, train_cfg, data_cfg = split_options(options)
         dataset = load_dataset(data_cfg.data)
         est = estimator_from_configs(model_cfg, train_cfg, data_cfg)
-        n = dataset.n_samples
-        indices = np.arange(n)
-        if data_cfg.test_fraction > 0 and n >= 4:
-            train_idx, test_idx = train_test_split(
-                indices, test_size=data_cfg.test_fraction, random_state=train_cfg.random_state or 0
-            )
-        else:
-            train_idx, test_idx = indices, indices[:0]
-        typer.echo(
-            f"training {type(est).__name__} on {dataset.name}: {len(train_idx)} samples x "
-            f"{dataset.n_features} features ({len(test_idx)} held out)",
-            err=True,
-        )
-        est.fit(
-            dataset.X[np.sort(train_idx)],
-            feature_names=dataset.feature_names,
-            image_shape=dataset.image_shape,
-        )
-        record: dict[str, Any] = {
-            "data": data_cfg.to_dict(),
-            "dataset": {"name": dataset.name, "description": dataset.description, "n_samples": n},
-            "test_indices": np.sort(test_idx).tolist(),
-            "metrics": {},
-        }
-        if len(test_idx):
-            X_test = dataset.X[np.sort(test_idx)]
-            recon = est.reconstruct(X_test)
-            scaled = est.scaler_.transform(X_test)
-            record["metrics"] = {
-                "test_fvu": fvu(scaled, est.scaler_.transform(recon)),
-                "test_mse": float(np.mean((scaled - est.scaler_.transform(recon)) ** 2)),
-            }
-        out_dir = est.save(out)
-        from lucidae.io import write_json
-
-        tmp = out_dir / (RUN_FILE + ".tmp")
-        write_json(tmp, record)
-        os.replace(tmp, out_dir / RUN_FILE)
+        out_dir, record = fit_run(est, dataset, data_cfg, out, seed=train_cfg.random_state or 0)
     except LucidaeError as err:
         raise _fail(err) from err
     if record["metrics"]:
@@ -355,19 +378,20 @@ def info(
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo run.")] = Path("runs/demo"),
 ) -> None:
-    """Train the classic model (hidden 128, code 32) on the bundled digits, compare with PCA, save it."""
+    """Train the classic model (hidden 128, code 32) on the bundled digits, compare with PCA, save it, report it."""
     from sklearn.decomposition import PCA
-    from sklearn.model_selection import train_test_split
 
     from lucidae.datasets import load_digits
     from lucidae.estimators import AutoEncoder
     from lucidae.metrics import fvu
+    from lucidae.report import build_report
 
     start = time.perf_counter()
     ds = load_digits()
-    X_train, X_test = train_test_split(ds.X, test_size=0.2, random_state=0)
     ae = AutoEncoder(hidden_dims=(128,), latent_dim=32, random_state=0)
-    ae.fit(X_train, feature_names=ds.feature_names, image_shape=ds.image_shape)
+    path, record = fit_run(ae, ds, DataConfig(data="digits", test_fraction=0.2), out, seed=0)
+    test = np.asarray(record["test_indices"], dtype=np.int64)
+    X_train, X_test = np.delete(ds.X, test, axis=0), ds.X[test]
     ae_fvu = fvu(X_test, ae.reconstruct(X_test))
     typer.echo(
         f"classic autoencoder 64-128-32-128-64 on digits: held-out FVU {ae_fvu:.4f} "
@@ -378,8 +402,64 @@ def demo(
         typer.echo(
             f"PCA with {k} components: held-out FVU {fvu(X_test, pca.inverse_transform(pca.transform(X_test))):.4f}"
         )
-    path = ae.save(out)
-    typer.echo(f"model saved to {path} (inspect with: lucidae info {path}); {time.perf_counter() - start:.1f} s in all")
+    typer.echo(f"model saved to {path} (inspect with: lucidae info {path})")
+    report = build_report(path)
+    typer.echo(f"report written to {report} ({time.perf_counter() - start:.1f} s in all); open it in a browser")
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `lucidae train`.")],
+    data: Annotated[
+        str | None, typer.Option(help="Dataset name or path; default: the data named in RUN_DIR/run.json.")
+    ] = None,
+    max_latents: Annotated[int, typer.Option(help="Latent cards to draw (strongest first); all are tabled.")] = 24,
+) -> None:
+    """Write RUN_DIR/report.html (one self-contained page) and RUN_DIR/metrics.json."""
+    from lucidae.datasets import load_dataset
+    from lucidae.report import build_report
+
+    try:
+        dataset = load_dataset(data) if data is not None else None
+        path = build_report(run_dir, dataset=dataset, max_latents=max_latents)
+    except LucidaeError as err:
+        raise _fail(err) from err
+    typer.echo(f"report written to {path}")
+
+
+def _sweep(
+    *,
+    out: Annotated[Path, typer.Option(help="Folder for the runs, sweep.html and sweep.json.")] = Path("runs/sweep"),
+    **options: Any,
+) -> None:
+    """Train a grid over the levers (code size, depth, width, linear or ReLU, L1/L2, TopK k, beta) and chart it.
+
+    Writes OUT/sweep.html: held-out FVU against L0, weight sparsity and MIG (where the data
+    has known factors), the Pareto front marked, each point linked to its run's report.
+    Finished runs are reused when the sweep is run again.
+    """
+    from lucidae.report.sweep import SweepConfig, run_sweep
+
+    try:
+        cfg = SweepConfig.from_cli(options)
+        page = run_sweep(cfg, out, log=lambda line: typer.echo(line, err=True))
+    except LucidaeError as err:
+        raise _fail(err) from err
+    typer.echo(f"sweep page written to {page}")
+
+
+def _register_sweep() -> None:
+    # The grid's options come from SweepConfig, as train's come from the model/train/data configs.
+    from lucidae.report.sweep import SweepConfig
+
+    own = [p for p in inspect.signature(_sweep).parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    params = own + config_parameters((SweepConfig,))
+    _sweep.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    _sweep.__annotations__ = {p.name: p.annotation for p in params}
+    app.command(name="sweep")(_sweep)
+
+
+_register_sweep()
 
 
 def main() -> None:

@@ -1,0 +1,570 @@
+"""``build_report(run_dir)``: one self-contained HTML page and a metrics.json for a trained run.
+
+A run folder is what ``lucidae train`` (or ``lucidae demo``) writes: the model
+(``model.safetensors`` + ``config.json``) and ``run.json`` with the data spec and the
+indices of the held-out samples. The report evaluates the model on those held-out
+samples, so every number in it is one the model never trained on.
+
+The page has no external references at all: images are inline base64 PNGs, the CSS is
+inline, there is no script, and a Content-Security-Policy forbids loading anything
+else. Every user-given string (run name, feature names, data description) goes
+through Jinja2's autoescaping.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lucidae._version import __version__
+from lucidae.errors import CorruptFileError, DataError
+from lucidae.report import plots
+from lucidae.report.evidence import (
+    ACTIVE_EPS,
+    WEIGHT_ZERO_FRACTION,
+    l0,
+    latent_evidence,
+    latent_map_coords,
+    mig_or_none,
+    parameter_count,
+    weight_sparsity,
+)
+
+REPORT_FILE = "report.html"
+"""Name of the page written into the run folder."""
+METRICS_FILE = "metrics.json"
+"""Name of the machine-readable metrics written beside the page."""
+RUN_FILE = "run.json"
+"""The run record written by ``lucidae train``: data spec, held-out indices, metrics."""
+
+MAX_LATENT_CARDS = 24
+"""Latent cards drawn by default; larger codes show their strongest latents and list the rest."""
+MAX_EVAL_SAMPLES = 2000
+"""Samples a report evaluates at most (a fixed random subset of the held-out ones beyond that)."""
+MAX_TABLE_LATENTS = 1000
+"""Rows of the all-latents table; beyond that metrics.json has the full list."""
+
+LOW_EXPLAINED_VARIANCE = 0.5
+"""Explained variance below this raises a warning."""
+OVERFIT_RISE = 0.10
+"""A final validation loss this much above its best raises an overfitting warning."""
+OUT_OF_RANGE_SHARE = 0.01
+"""Share of scaled values outside the output's range that raises a scaling warning."""
+
+
+def read_run(run_dir: Path) -> dict[str, Any]:
+    """Read ``run.json`` of a run folder, or return ``{}`` when there is none.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> read_run(Path(tempfile.mkdtemp()))
+    {}
+    """
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        return {}
+    try:
+        run = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CorruptFileError(f"{path} is not valid JSON ({err}). Train the run again to rewrite it.") from err
+    if not isinstance(run, dict):
+        raise CorruptFileError(f"{path} must hold a JSON object, found {type(run).__name__}.")
+    return run
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _atomic_write_json(path: Path, data: Any) -> None:
+    from lucidae.io import write_json
+
+    tmp = path.with_name(path.name + ".tmp")
+    write_json(tmp, data)
+    os.replace(tmp, path)
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _architecture(est: Any) -> str:
+    cfg = est.model_config_
+    dims = [cfg.input_dim, *cfg.hidden_dims, cfg.latent_dim, *cfg.hidden_dims[::-1], cfg.input_dim]
+    return "-".join(str(d) for d in dims)
+
+
+def _eval_split(run: dict[str, Any], n_samples: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Held-out and training indices; ``held_out`` is False when the run kept nothing back."""
+    test = np.asarray(run.get("test_indices") or [], dtype=np.int64)
+    if test.size and (test.min() < 0 or test.max() >= n_samples):
+        raise DataError(
+            f"run.json lists held-out indices up to {int(test.max())}, but the data has {n_samples} samples. "
+            "The data changed since training; train the run again."
+        )
+    mask = np.zeros(n_samples, dtype=bool)
+    mask[test] = True
+    train = np.flatnonzero(~mask)
+    if test.size:
+        return test, train, True
+    return np.arange(n_samples), train, False
+
+
+def _subsample(idx: np.ndarray, limit: int) -> np.ndarray:
+    if len(idx) <= limit:
+        return idx
+    return np.sort(np.random.default_rng(0).choice(idx, size=limit, replace=False))
+
+
+def _pca_fvu(X_train_s: np.ndarray, X_eval_s: np.ndarray, k: int) -> float | None:
+    from sklearn.decomposition import PCA
+
+    from lucidae.metrics import fvu
+
+    k = min(k, X_train_s.shape[0], X_train_s.shape[1])
+    if k < 1 or X_train_s.shape[0] < 2:
+        return None
+    pca = PCA(k, random_state=0).fit(X_train_s)
+    return _finite_or_none(fvu(X_eval_s, pca.inverse_transform(pca.transform(X_eval_s))))
+
+
+def _warnings(
+    est: Any,
+    *,
+    n_latents: int,
+    n_dead: int,
+    explained: float | None,
+    train_fvu: float | None,
+    test_fvu: float | None,
+    held_out: bool,
+    X_eval_raw: np.ndarray,
+    X_eval_s: np.ndarray,
+) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+
+    def add(title: str, text: str) -> None:
+        out.append({"title": title, "text": text})
+
+    if not held_out:
+        add(
+            "No held-out data",
+            "This run kept no samples back, so every number here is measured on data the model trained on "
+            "and flatters it. Train with --test-fraction above 0.",
+        )
+    if n_dead:
+        add(
+            "Dead latents",
+            f"{n_dead} of {n_latents} latents never change over the evaluation data: they cost parameters and "
+            "explain nothing. Use a smaller latent_dim, a weaker sparsity penalty, or a model that revives "
+            "dead latents (TopK with AuxK).",
+        )
+    records = est.history_.records
+    val = [r["val_loss"] for r in records if "val_loss" in r]
+    if len(val) >= 3:
+        best = int(np.argmin(val))
+        rise = val[-1] / val[best] - 1 if val[best] > 0 else 0.0
+        train_losses = [r["loss"] for r in records]
+        if best < len(val) - 1 and rise > OVERFIT_RISE and train_losses[-1] < train_losses[best]:
+            kept = (
+                f" The weights kept are those of epoch {est.history_.best_epoch}."
+                if est.history_.best_epoch
+                else " The final weights were kept."
+            )
+            add(
+                "Overfitting",
+                f"The validation loss ended {rise:.0%} above its best (epoch {best + 1}) while the training loss "
+                f"kept falling: the model began to memorise its training samples.{kept} Fewer epochs, more data, "
+                "a smaller model or weight decay help.",
+            )
+    if held_out and train_fvu is not None and test_fvu is not None and test_fvu > 1.5 * train_fvu + 0.02:
+        add(
+            "Generalisation gap",
+            f"Held-out FVU {test_fvu:.3f} is much worse than the training FVU {train_fvu:.3f}: the model "
+            "reconstructs what it has seen better than new samples.",
+        )
+    output = est.model_config_.output_activation
+    if output in ("sigmoid", "tanh") and X_eval_s.size:
+        low = 0.0 if output == "sigmoid" else -1.0
+        outside = float(((X_eval_s < low - 0.01) | (X_eval_s > 1.01)).mean())
+        if outside > OUT_OF_RANGE_SHARE:
+            add(
+                "Scaling mismatch",
+                f"{outside:.1%} of the evaluation values fall outside [{low:g}, 1] after the scaling fitted at "
+                f"training time, but the {output} output cannot produce them. The evaluation data is not on the "
+                "scale the model was trained on; check its units, or train with output_activation='linear'.",
+            )
+    if est.scaler_.kind == "standard" and X_eval_s.size:
+        drift = float(np.abs(X_eval_s.mean(axis=0)).max())
+        if drift > 1.0:
+            add(
+                "Scaling mismatch",
+                f"A feature's evaluation mean lies {drift:.1f} training standard deviations from its training "
+                "mean: the evaluation data differs from the training data.",
+            )
+    if X_eval_raw.size and X_eval_raw.dtype != np.uint8:
+        lo, hi = float(np.min(X_eval_raw)), float(np.max(X_eval_raw))
+        if 0.0 <= lo and 0.0 < hi <= 1.0 / 255.0 + 1e-6:
+            add(
+                "Scaling mismatch",
+                f"All values lie in [0, {hi:.3g}]: the data looks divided by 255 twice. Pass it as loaded.",
+            )
+    if explained is not None and explained < LOW_EXPLAINED_VARIANCE:
+        add(
+            "Low explained variance",
+            f"The model explains only {explained:.1%} of the variance of held-out data. Its latents describe a "
+            "blurry average more than the samples; train longer, widen the code, or loosen the constraints.",
+        )
+    return out
+
+
+def _metric_rows(m: dict[str, Any], *, n_eval: int, n_latents: int, where: str) -> list[dict[str, str]]:
+    """One row per metric: name, value and one plain sentence."""
+    rows = []
+
+    def row(name: str, value: str, sentence: str) -> None:
+        rows.append({"name": name, "value": value, "sentence": sentence})
+
+    if m.get("fvu") is not None:
+        row(
+            "FVU",
+            f"{m['fvu']:.4f}",
+            f"On {n_eval} {where} samples the model leaves {m['fvu']:.1%} of the variance unexplained "
+            "(0 is a perfect copy, 1 is no better than always answering the mean sample).",
+        )
+        row(
+            "Explained variance",
+            f"{m['explained_variance']:.4f}",
+            f"The reconstructions capture {m['explained_variance']:.1%} of how the samples differ from each other.",
+        )
+    if m.get("mse") is not None:
+        row(
+            "MSE",
+            f"{m['mse']:.4g}",
+            "Mean squared error per feature in the model's scaled units; the training loss measures the same.",
+        )
+    if m.get("train_fvu") is not None:
+        row(
+            "Training FVU",
+            f"{m['train_fvu']:.4f}",
+            "The same measure on samples the model trained on; far below the held-out FVU means overfitting.",
+        )
+    if m.get("pca_fvu") is not None:
+        better = "better" if (m.get("fvu") or 0) < m["pca_fvu"] else "worse"
+        row(
+            f"PCA FVU (k={n_latents})",
+            f"{m['pca_fvu']:.4f}",
+            f"PCA with as many components as the code has latents; the autoencoder does {better} than this "
+            "linear baseline.",
+        )
+    row(
+        "L0",
+        f"{m['l0']:.2f}",
+        f"On average {m['l0']:.1f} of the {n_latents} latents are non-zero for a sample; the fewer, the fewer "
+        "parts a reader must follow to explain one sample.",
+    )
+    row(
+        "Dead latents",
+        f"{m['dead_latents']} / {n_latents}",
+        "Latents that never change on the evaluation data; they carry no information.",
+    )
+    row(
+        "Weight sparsity",
+        f"{m['weight_sparsity']:.3f}",
+        f"{m['weight_sparsity']:.1%} of the weights are practically zero (below {WEIGHT_ZERO_FRACTION:.0%} of "
+        "their layer's largest); sparse weights tie each latent to fewer features.",
+    )
+    if m.get("mig") is not None:
+        row(
+            "MIG",
+            f"{m['mig']:.3f}",
+            "Mutual information gap against the known factors: 1 when each factor lives in exactly one latent, "
+            "0 when the factors are smeared over several.",
+        )
+    return rows
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def build_report(
+    run_dir: str | os.PathLike,
+    *,
+    dataset: Any = None,
+    max_latents: int = MAX_LATENT_CARDS,
+    max_samples: int = MAX_EVAL_SAMPLES,
+) -> Path:
+    """Write ``report.html`` and ``metrics.json`` into a run folder and return the page's path.
+
+    Parameters
+    ----------
+    run_dir : path-like
+        A folder written by ``lucidae train`` (model files and ``run.json``).
+    dataset : Dataset, optional
+        The data the run was trained on; by default it is loaded from the spec in
+        ``run.json`` (a built-in name or a path).
+    max_latents : int, default=24
+        Latent cards to draw, strongest first; every latent is still listed in a table
+        and in ``metrics.json``.
+    max_samples : int, default=2000
+        Evaluation samples used at most (a fixed random subset beyond that).
+
+    Returns
+    -------
+    Path
+        ``run_dir/report.html``.
+
+    Raises
+    ------
+    CorruptFileError
+        When the model files or ``run.json`` are damaged.
+    DataError
+        When the data cannot be found or does not fit the model.
+
+    Examples
+    --------
+    >>> build_report("runs/digits")  # doctest: +SKIP
+    PosixPath('runs/digits/report.html')
+    """
+    from lucidae.datasets import load_dataset
+    from lucidae.estimators import load
+    from lucidae.metrics import fvu
+
+    start = time.perf_counter()
+    run_dir = Path(run_dir)
+    est = load(run_dir)
+    run = read_run(run_dir)
+    if dataset is None:
+        spec = (run.get("data") or {}).get("data")
+        if not spec:
+            raise DataError(
+                f"{run_dir} has no {RUN_FILE} naming its data, so the report cannot evaluate the model. "
+                "Train with `lucidae train`, or pass the data (build_report(run_dir, dataset=...) or --data)."
+            )
+        dataset = load_dataset(spec)
+    if dataset.n_features != est.n_features_in_:
+        raise DataError(
+            f"The data has {dataset.n_features} features but the model in {run_dir} was trained on "
+            f"{est.n_features_in_}. Pass the data the run was trained on."
+        )
+    if max_latents < 1:
+        raise DataError(f"max_latents={max_latents} is invalid: expected an integer >= 1.")
+
+    eval_idx, train_idx, held_out = _eval_split(run, dataset.n_samples)
+    eval_idx = _subsample(eval_idx, max_samples)
+    train_sub = _subsample(train_idx, max_samples)
+    X_eval = np.asarray(dataset.X[eval_idx])
+    recon = est.reconstruct(X_eval)  # (n, features) original units
+    X_eval_s = est.scaler_.transform(X_eval)  # (n, features) model space
+    recon_s = est.scaler_.transform(recon)
+    Z = est.transform(X_eval)  # (n, latent)
+    n_latents = Z.shape[1]
+
+    test_fvu = _finite_or_none(fvu(X_eval_s, recon_s))
+    train_fvu = pca_fvu = None
+    if held_out and len(train_sub) >= 2:
+        X_train = np.asarray(dataset.X[train_sub])
+        X_train_s = est.scaler_.transform(X_train)
+        train_fvu = _finite_or_none(fvu(X_train_s, est.scaler_.transform(est.reconstruct(X_train))))
+        pca_fvu = _pca_fvu(X_train_s, X_eval_s, n_latents)
+    evidence = latent_evidence(est, Z)
+    n_dead = sum(e.dead for e in evidence)
+    factors = None if dataset.factors is None else np.asarray(dataset.factors)[eval_idx]
+    metrics: dict[str, Any] = {
+        "fvu": test_fvu,
+        "explained_variance": None if test_fvu is None else 1.0 - test_fvu,
+        "mse": _finite_or_none(float(np.mean((X_eval_s - recon_s) ** 2))),
+        "train_fvu": train_fvu,
+        "pca_fvu": pca_fvu,
+        "l0": l0(Z),
+        "dead_latents": int(n_dead),
+        "weight_sparsity": weight_sparsity(est.module_),
+        "mig": mig_or_none(Z, factors),
+    }
+    where = "held-out" if held_out else "training"
+    warnings = _warnings(
+        est,
+        n_latents=n_latents,
+        n_dead=n_dead,
+        explained=metrics["explained_variance"],
+        train_fvu=train_fvu,
+        test_fvu=test_fvu,
+        held_out=held_out,
+        X_eval_raw=X_eval,
+        X_eval_s=X_eval_s,
+    )
+
+    image_shape = est.image_shape_
+    names = list(est.feature_names_)
+    ranked = sorted(evidence, key=lambda e: (e.dead, -e.strength, e.index))
+    shown = ranked[:max_latents]
+    cards = []
+    for e in shown:
+        card: dict[str, Any] = {
+            "index": e.index,
+            "dead": e.dead,
+            "active": f"{e.active_fraction:.1%}",
+            "mean": _fmt(e.mean),
+            "std": _fmt(e.std),
+            "strength": _fmt(e.strength),
+            "density": plots.activation_density(e.values),
+            "range": f"{_fmt(float(e.values.min()))} to {_fmt(float(e.values.max()))}",
+            "steps": ", ".join(_fmt(float(v)) for v in e.traversal_values),
+        }
+        if not e.dead:
+            card["writes"] = plots.latent_writes(e.writes, image_shape=image_shape, feature_names=names)
+            card["traversal"] = plots.latent_traversal(
+                e.traversal, e.traversal_values, image_shape=image_shape, feature_names=names
+            )
+            top_X = X_eval[e.top_indices]
+            if image_shape is not None:
+                card["top_images"] = plots.sample_strip(top_X, image_shape)
+            else:
+                cols = np.argsort(-np.abs(e.writes))[: min(6, len(names))]
+                card["top_table"] = {
+                    "columns": [names[c] for c in cols],
+                    "rows": [
+                        {"value": _fmt(float(e.values[i])), "cells": [_fmt(float(X_eval[i, c])) for c in cols]}
+                        for i in e.top_indices[:5]
+                    ],
+                }
+        cards.append(card)
+
+    n_grid = min(10 if image_shape is not None else 8, len(X_eval))
+    grid_idx = np.linspace(0, len(X_eval) - 1, n_grid).astype(int) if n_grid else np.array([], dtype=int)
+    coords, map_caption = latent_map_coords(Z)
+    labels = None if dataset.y is None else np.asarray(dataset.y)[eval_idx]
+    history = est.history_
+    records = history.records
+    params = est.get_params(deep=False)
+    train_keys = ("epochs", "batch_size", "lr", "lr_schedule", "weight_decay", "validation_fraction", "patience")
+    card_rows = [
+        ("Estimator", f"{type(est).__name__} (model family {est.model_config_.model!r})"),
+        ("Architecture", _architecture(est)),
+        (
+            "Activations",
+            f"hidden {est.model_config_.activation}, latent {est.model_config_.latent_activation}, "
+            f"output {est.model_config_.output_activation}",
+        ),
+        ("Parameters", f"{parameter_count(est.module_):,}"),
+        ("Data", f"{dataset.name}: {dataset.description}".strip()),
+        (
+            "Samples",
+            f"{dataset.n_samples:,} in all; {len(eval_idx):,} {where} samples evaluated; "
+            f"{dataset.n_features:,} features" + (f", images {tuple(image_shape)}" if image_shape else ""),
+        ),
+        ("Scaling", f"{est.scaler_.kind} (fitted on the training data, stored with the model)"),
+        ("Training settings", ", ".join(f"{k}={params[k]}" for k in train_keys if k in params)),
+        (
+            "Training",
+            f"{len(records)} epochs in {est.fit_seconds_:.1f} s"
+            + (f"; weights of epoch {history.best_epoch} kept" if history.best_epoch else "")
+            + ("; stopped early" if history.stopped_early else ""),
+        ),
+        ("lucidae", __version__),
+    ]
+    context = {
+        "run_name": run_dir.resolve().name,
+        "model_card": card_rows,
+        "module_repr": str(est.module_),
+        "curves": plots.training_curves(records, history.best_epoch) if records else None,
+        "grid": plots.reconstruction_grid(
+            X_eval[grid_idx], recon[grid_idx], image_shape=image_shape, feature_names=names
+        )
+        if n_grid
+        else None,
+        "metric_rows": _metric_rows(metrics, n_eval=len(eval_idx), n_latents=n_latents, where=where),
+        "warnings": warnings,
+        "cards": cards,
+        "n_latents": n_latents,
+        "n_shown": len(shown),
+        "image_data": image_shape is not None,
+        "latent_table": [
+            {
+                "index": e.index,
+                "active": f"{e.active_fraction:.1%}",
+                "std": _fmt(e.std),
+                "strength": _fmt(e.strength),
+                "dead": e.dead,
+            }
+            for e in ranked[:MAX_TABLE_LATENTS]
+        ],
+        "table_truncated": n_latents > MAX_TABLE_LATENTS,
+        "dead_indices": [e.index for e in evidence if e.dead],
+        "map": plots.latent_map(coords, labels, title="codes of the evaluation samples"),
+        "map_caption": map_caption,
+        "active_eps": ACTIVE_EPS,
+    }
+    html = render("report.html.j2", context)
+    _atomic_write_text(run_dir / REPORT_FILE, html)
+    metrics_doc = {
+        "lucidae_version": __version__,
+        "run": context["run_name"],
+        "estimator": type(est).__name__,
+        "model": est.model_config_.to_dict(),
+        "parameters": parameter_count(est.module_),
+        "evaluated_on": where,
+        "n_eval": int(len(eval_idx)),
+        "metrics": metrics,
+        "latents": [
+            {
+                "index": e.index,
+                "active_fraction": e.active_fraction,
+                "mean": e.mean,
+                "std": e.std,
+                "strength": e.strength,
+                "dead": e.dead,
+            }
+            for e in evidence
+        ],
+        "warnings": warnings,
+        "report_seconds": time.perf_counter() - start,
+    }
+    _atomic_write_json(run_dir / METRICS_FILE, _json_safe(metrics_doc))
+    return run_dir / REPORT_FILE
+
+
+def _json_safe(value: Any) -> Any:
+    """Replace NaN and infinities (not JSON) by None, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def render(template: str, context: dict[str, Any]) -> str:
+    """Render one of the package's templates with autoescaping on.
+
+    Examples
+    --------
+    >>> "&lt;b&gt;" in render("sweep.html.j2", {"title": "<b>", "plots": [], "runs": [], "notes": [],
+    ...                                          "skipped": [], "measures": []})
+    True
+    """
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env.get_template(template).render(**context)

@@ -1,0 +1,465 @@
+"""``run_sweep``: train a grid over the levers and chart what each costs and buys.
+
+Fidelity is the held-out FVU; interpretability is measured by L0 (non-zero latents per
+sample), weight sparsity and, where the data has known factors, MIG. Every run is a
+normal run folder (model, ``run.json``, ``report.html``) named by the hash of its
+configs, so a re-run finds and reuses the runs that already finished, and a sweep that
+was interrupted resumes where it stopped.
+
+The grid
+--------
+* architecture: every combination of ``latent_dims`` x ``depths`` x ``widths`` x
+  ``activations`` with the classic dense model ("linear" makes every activation the
+  identity: the code then spans the PCA subspace);
+* regularisation and sparsity, each for every latent size at the first depth and width
+  with ReLU: weight decay (``weight_decays``), the "sparse" family's L1 penalty on the
+  code (``l1_coefficients``), the "topk" family's ``k`` (``topk_ks``) and the "vae"
+  family's ``beta`` (``betas``).
+
+Points whose model family is not installed, or whose settings are invalid (a TopK ``k``
+above the code size), are skipped and listed on the page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import sys
+import time
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+
+from lucidae.config import DataConfig, ModelConfig, TrainConfig, _check, _Config, _finite, _positive_int
+from lucidae.errors import ConfigError, LucidaeError
+
+SWEEP_PAGE = "sweep.html"
+"""The sweep's page, written into its output folder."""
+SWEEP_JSON = "sweep.json"
+"""Every run's levers and measures, machine-readable."""
+
+
+@dataclass
+class SweepConfig(_Config):
+    """The grid a sweep trains; every tuple is one lever's values.
+
+    The default grid trains 20 small runs on the bundled digits in a few minutes on 2 CPU cores.
+
+    Examples
+    --------
+    >>> cfg = SweepConfig(latent_dims=(4,), depths=(1,), activations=("relu",))
+    >>> cfg.validate()
+    >>> len(grid(cfg)[0]) >= 1
+    True
+    """
+
+    data: str = "digits"
+    """Dataset: a built-in name or a path (as for `lucidae train --data`)."""
+    latent_dims: tuple[int, ...] = (8, 32)
+    """Code sizes to try."""
+    depths: tuple[int, ...] = (0, 1)
+    """Numbers of hidden layers to try (0: the encoder maps the input straight to the code)."""
+    widths: tuple[int, ...] = (64,)
+    """Widths of the hidden layers to try (every hidden layer of a run has the same width)."""
+    activations: tuple[str, ...] = ("relu", "linear")
+    """Activations to try: "relu" is the classic model (ReLU inside and on the code, sigmoid output);
+    "linear" makes every activation the identity."""
+    weight_decays: tuple[float, ...] = (0.05,)
+    """L2 strengths (decoupled weight decay) to try on the ReLU model; 0 values are ignored."""
+    l1_coefficients: tuple[float, ...] = (0.01,)
+    """L1 penalties on the code to try with the "sparse" family."""
+    topk_ks: tuple[int, ...] = (4, 8)
+    """Active latents per sample to try with the "topk" family (values above a code size are skipped)."""
+    betas: tuple[float, ...] = (1.0, 4.0)
+    """KL weights to try with the "vae" family (1: plain VAE; above 1: beta-VAE)."""
+    epochs: int = 40
+    """Training epochs of every run (small, so the grid finishes quickly)."""
+    test_fraction: float = 0.2
+    """Share of the samples held out for the fidelity and interpretability measures."""
+    random_state: int = 0
+    """Seed of every run (initialisation, split, shuffling)."""
+    max_latents: int = 8
+    """Latent cards drawn in each run's report."""
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first invalid field."""
+        _check(isinstance(self.data, str) and self.data != "", "data must be a dataset name or a path.")
+        for name in ("latent_dims", "widths", "depths", "topk_ks"):
+            values = getattr(self, name)
+            minimum = 0 if name == "depths" else 1
+            _check(isinstance(values, tuple), f"{name}={values!r} must be a tuple of integers.")
+            for v in values:
+                _positive_int(name, v, minimum=minimum)
+        _check(bool(self.latent_dims), "latent_dims is empty: give at least one code size, e.g. 8.")
+        _check(bool(self.depths) and bool(self.widths), "depths and widths need at least one value each.")
+        _check(bool(self.activations), "activations is empty: give 'relu', 'linear' or both.")
+        for a in self.activations:
+            _check(a in ("relu", "linear"), f"activations contains {a!r}; allowed values are ['relu', 'linear'].")
+        for name in ("weight_decays", "l1_coefficients", "betas"):
+            for v in getattr(self, name):
+                _finite(name, v, 0.0, 1e4)
+        _positive_int("epochs", self.epochs)
+        _finite("test_fraction", self.test_fraction, 0.0, 0.9, low_open=True)
+        _positive_int("random_state", self.random_state, minimum=0)
+        _positive_int("max_latents", self.max_latents)
+
+    @classmethod
+    def from_cli(cls, options: dict[str, Any]) -> SweepConfig:
+        """Build a config from CLI options, where tuples arrive as comma-separated text.
+
+        Examples
+        --------
+        >>> SweepConfig.from_cli({"latent_dims": "4, 16", "activations": "linear"}).latent_dims
+        (4, 16)
+        """
+        hints = typing.get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in options:
+                continue
+            value = options[f.name]
+            if typing.get_origin(hints[f.name]) is tuple and isinstance(value, str):
+                kind = typing.get_args(hints[f.name])[0]
+                parts = [p.strip() for p in value.split(",") if p.strip()]
+                try:
+                    value = tuple(kind(p) for p in parts)
+                except ValueError as err:
+                    raise ConfigError(
+                        f"--{f.name.replace('_', '-')} {value!r} is invalid: expected comma-separated "
+                        f"{kind.__name__} values such as {_cli_example(kind)!r}."
+                    ) from err
+            values[f.name] = value
+        return cls.from_dict(values)
+
+
+def _cli_example(kind: type) -> str:
+    return {int: "8,32", float: "0.01,0.1", str: "relu,linear"}.get(kind, "a,b")
+
+
+@dataclass
+class GridPoint:
+    """One run of the sweep: the levers it sets and the configs that train it."""
+
+    levers: dict[str, Any]
+    """Lever name to value, for the table and the plots."""
+    model: ModelConfig
+    """Architecture (``input_dim`` left at 0; it comes from the data)."""
+    train: TrainConfig
+    """Training settings."""
+
+    @property
+    def key(self) -> str:
+        """Hash of the configs: the same settings always map to the same run folder."""
+        blob = json.dumps({"model": self.model.to_dict(), "train": self.train.to_dict()}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+    @property
+    def name(self) -> str:
+        """Folder name: a readable summary of the levers, then the hash."""
+        parts = [self.model.model, f"z{self.model.latent_dim}"]
+        for k, v in self.levers.items():
+            if k not in ("family", "latent_dim"):
+                parts.append(f"{k}{v}")
+        text = "-".join(str(p) for p in parts)
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+        return f"{safe}-{self.key}"
+
+
+def grid(cfg: SweepConfig, families: Any = None) -> tuple[list[GridPoint], list[str]]:
+    """The sweep's runs, and a sentence for every point skipped (unknown family, invalid setting).
+
+    Parameters
+    ----------
+    cfg : SweepConfig
+        The levers' values.
+    families : collection of str, optional
+        Model families available; default: the keys of :data:`lucidae.models.MODELS`.
+
+    Examples
+    --------
+    >>> points, skipped = grid(SweepConfig(latent_dims=(4,), depths=(1,), activations=("relu",),
+    ...                                    weight_decays=(), l1_coefficients=(), topk_ks=(8,), betas=()))
+    >>> [p.model.model for p in points], skipped[0][:35]
+    (['dense'], 'topk latent_dim=4 k=8: k=8 is inval')
+    """
+    from lucidae.models import MODELS
+
+    families = set(MODELS if families is None else families)
+    cfg.validate()
+    train = TrainConfig(epochs=cfg.epochs, random_state=cfg.random_state, verbose=0)
+    points: list[GridPoint] = []
+    skipped: list[str] = []
+    seen: set[str] = set()
+
+    def add(levers: dict[str, Any], train_cfg: TrainConfig = train, **model: Any) -> None:
+        family = model.get("model", "dense")
+        if family not in families:
+            skipped.append(f"{family} ({levers}): the model family {family!r} is not available in this lucidae.")
+            return
+        unknown = [k for k in model if k not in {f.name for f in fields(ModelConfig)}]
+        if unknown:
+            skipped.append(f"{family} ({levers}): this lucidae's ModelConfig has no field {unknown[0]!r}.")
+            return
+        try:
+            mc = ModelConfig(**model)
+            mc.validate()
+        except ConfigError as err:
+            label = " ".join(f"{k}={v}" for k, v in levers.items() if k != "family")
+            skipped.append(f"{family} {label}: {err}")
+            return
+        point = GridPoint({"family": family, **levers}, mc, train_cfg)
+        if point.key not in seen:
+            seen.add(point.key)
+            points.append(point)
+
+    for latent, depth, width, act in itertools.product(cfg.latent_dims, cfg.depths, cfg.widths, cfg.activations):
+        hidden = (width,) * depth
+        acts = (
+            {"activation": "linear", "latent_activation": "linear", "output_activation": "linear"}
+            if act == "linear"
+            else {"activation": "relu", "latent_activation": "relu", "output_activation": "sigmoid"}
+        )
+        levers = {"latent_dim": latent, "depth": depth, "act": act}
+        if depth:
+            levers["width"] = width
+        add(levers, hidden_dims=hidden, latent_dim=latent, **acts)
+    base_hidden = (cfg.widths[0],) * cfg.depths[0]
+    for latent in cfg.latent_dims:
+        common = {"hidden_dims": base_hidden, "latent_dim": latent}
+        for wd in cfg.weight_decays:
+            if wd > 0:
+                wd_train = TrainConfig(**{**train.to_dict(), "weight_decay": wd})
+                add({"latent_dim": latent, "wd": wd}, wd_train, **common)
+        for l1 in cfg.l1_coefficients:
+            add({"latent_dim": latent, "l1": l1}, model="sparse", l1_coefficient=l1, **common)
+        for k in cfg.topk_ks:
+            add({"latent_dim": latent, "k": k}, model="topk", k=k, **common)
+        for beta in cfg.betas:
+            add({"latent_dim": latent, "beta": beta}, model="vae", beta=beta, **common)
+    return points, skipped
+
+
+def pareto_front(cost_a: np.ndarray, cost_b: np.ndarray) -> np.ndarray:
+    """Mask of the points no other point dominates, both costs to be minimised.
+
+    A point is dominated when another is at least as good on both costs and strictly
+    better on one. Points with a non-finite cost are never on the front.
+
+    Examples
+    --------
+    >>> pareto_front(np.array([1.0, 2.0, 3.0, 2.0]), np.array([3.0, 1.0, 0.5, 2.0]))
+    array([ True,  True,  True, False])
+    """
+    a, b = np.asarray(cost_a, dtype=np.float64), np.asarray(cost_b, dtype=np.float64)
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = np.where(ok, a, np.inf), np.where(ok, b, np.inf)
+    # (i, j): point j dominates point i. Quadratic, and a sweep has tens of points.
+    no_worse = (a[None, :] <= a[:, None]) & (b[None, :] <= b[:, None])
+    better = (a[None, :] < a[:, None]) | (b[None, :] < b[:, None])
+    dominated = (no_worse & better & ok[None, :]).any(axis=1)
+    return ok & ~dominated
+
+
+MEASURES: dict[str, tuple[str, int, str]] = {
+    "l0": (
+        "L0 (non-zero latents per sample)",
+        1,
+        "Fewer non-zero latents per sample: each sample has a shorter explanation.",
+    ),
+    "weight_sparsity": (
+        "weight sparsity (share of near-zero weights)",
+        -1,
+        "More near-zero weights: each latent is tied to fewer input features.",
+    ),
+    "mig": ("MIG (against known factors)", -1, "Higher MIG: each known factor lives in one latent."),
+}
+"""Measure key in metrics.json to (axis label, +1 if lower is better else -1, one sentence)."""
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_sweep(
+    cfg: SweepConfig,
+    out: str | os.PathLike,
+    *,
+    log: Callable[[str], None] = _stderr,
+    families: Any = None,
+) -> Path:
+    """Train (or reuse) every run of the grid, report each, and write ``sweep.html``.
+
+    Parameters
+    ----------
+    cfg : SweepConfig
+        The grid.
+    out : path-like
+        Folder for the runs (one sub-folder each), ``sweep.html`` and ``sweep.json``.
+    log : callable, optional
+        Receives one progress line per run; default prints to stderr.
+    families : collection of str, optional
+        Model families to use; default every family in :data:`lucidae.models.MODELS`.
+
+    Returns
+    -------
+    Path
+        ``out/sweep.html``.
+
+    Examples
+    --------
+    >>> run_sweep(SweepConfig(), "runs/sweep")  # doctest: +SKIP
+    PosixPath('runs/sweep/sweep.html')
+    """
+    from lucidae.cli import estimator_from_configs, fit_run
+    from lucidae.datasets import load_dataset
+    from lucidae.report.build import METRICS_FILE, REPORT_FILE, build_report
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    points, skipped = grid(cfg, families)
+    data_cfg = DataConfig(data=cfg.data, test_fraction=cfg.test_fraction)
+    data_cfg.validate()
+    dataset = load_dataset(cfg.data)
+    for line in skipped:
+        log(f"skipped: {line}")
+    rows: list[dict[str, Any]] = []
+    total = len(points)
+    for number, point in enumerate(points, start=1):
+        run_dir = out / point.name
+        prefix = f"[{number}/{total}] {point.name}"
+        start = time.perf_counter()
+        status = "reused"
+        try:
+            if not ((run_dir / "model.safetensors").is_file() and (run_dir / "run.json").is_file()):
+                est = estimator_from_configs(point.model, point.train, data_cfg)
+                fit_run(est, dataset, data_cfg, run_dir, seed=cfg.random_state, quiet=True)
+                status = "trained"
+            metrics_path = run_dir / METRICS_FILE
+            if (
+                status == "trained"
+                or not metrics_path.is_file()
+                or not (run_dir / REPORT_FILE).is_file()
+                or metrics_path.stat().st_mtime < (run_dir / "model.safetensors").stat().st_mtime
+            ):
+                build_report(run_dir, dataset=dataset, max_latents=cfg.max_latents)
+            doc = json.loads(metrics_path.read_text(encoding="utf-8"))
+        except LucidaeError as err:
+            log(f"{prefix}: failed: {err}")
+            skipped.append(f"{point.name}: training or reporting failed: {err}")
+            continue
+        m = doc.get("metrics", {})
+        seconds = json.loads((run_dir / "config.json").read_text(encoding="utf-8")).get("fit_seconds", 0.0)
+        rows.append(
+            {
+                "name": point.name,
+                "levers": point.levers,
+                "status": status,
+                "fit_seconds": seconds,
+                "fvu": m.get("fvu"),
+                "l0": m.get("l0"),
+                "weight_sparsity": m.get("weight_sparsity"),
+                "mig": m.get("mig"),
+                "dead_latents": m.get("dead_latents"),
+                "warnings": [w["title"] for w in doc.get("warnings", [])],
+            }
+        )
+        fvu_text = "n/a" if m.get("fvu") is None else f"{m['fvu']:.4f}"
+        log(f"{prefix}: {status} in {time.perf_counter() - start:.1f} s, held-out FVU {fvu_text}, L0 {m.get('l0'):.2f}")
+    return write_sweep_page(out, rows, skipped, title=f"{dataset.name}, {len(rows)} runs")
+
+
+def _cost(rows: list[dict[str, Any]], key: str, sign: int) -> np.ndarray:
+    return np.array([sign * r[key] if r.get(key) is not None else np.nan for r in rows], dtype=np.float64)
+
+
+def write_sweep_page(out: Path, rows: list[dict[str, Any]], skipped: list[str], *, title: str) -> Path:
+    """Write ``sweep.html`` and ``sweep.json`` for finished runs (``rows`` as :func:`run_sweep` builds them).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> row = {"name": "a", "levers": {"latent_dim": 2}, "status": "trained", "fit_seconds": 1.0, "fvu": 0.5,
+    ...        "l0": 2.0, "weight_sparsity": 0.1, "mig": None, "dead_latents": 0, "warnings": []}
+    >>> write_sweep_page(Path(tempfile.mkdtemp()), [row], [], title="t").name
+    'sweep.html'
+    """
+    from lucidae.report import plots
+    from lucidae.report.build import REPORT_FILE, _atomic_write_json, _atomic_write_text, _json_safe, render
+
+    fvu = _cost(rows, "fvu", 1)
+    labels = [str(i + 1) for i in range(len(rows))]
+    fronts: dict[str, np.ndarray] = {}
+    plot_ctx = []
+    notes = []
+    for key, (label, sign, explain) in MEASURES.items():
+        cost = _cost(rows, key, sign)
+        usable = np.isfinite(cost) & np.isfinite(fvu)
+        if not usable.any():
+            if key == "mig":
+                notes.append("MIG is not plotted: the data has no known generative factors.")
+            continue
+        front = pareto_front(fvu, cost)
+        fronts[key] = front
+        x = sign * cost
+        uri, positions, (width, height) = plots.pareto_scatter(
+            x[usable], fvu[usable], front[usable], xlabel=label, labels=[labels[i] for i in np.flatnonzero(usable)]
+        )
+        areas = []
+        for (px, py), i in zip(positions, np.flatnonzero(usable)):
+            r = rows[i]
+            areas.append(
+                {
+                    "x": int(round(px)),
+                    "y": int(round(py)),
+                    "href": f"{quote(r['name'])}/{REPORT_FILE}",
+                    "title": f"#{labels[i]} {r['name']}: FVU {r['fvu']:.4f}, {key} {r[key]:.3g}",
+                }
+            )
+        plot_ctx.append(
+            {
+                "key": key,
+                "measure": label,
+                "explain": explain,
+                "uri": uri,
+                "width": width,
+                "height": height,
+                "areas": areas,
+            }
+        )
+    measures = [k for k in MEASURES if k in fronts]
+    table = []
+    for i, r in enumerate(rows):
+        table.append(
+            {
+                "label": labels[i],
+                "name": r["name"],
+                "href": f"{quote(r['name'])}/{REPORT_FILE}",
+                "levers": ", ".join(f"{k}={v}" for k, v in r["levers"].items()),
+                "fvu": "n/a" if r["fvu"] is None else f"{r['fvu']:.4f}",
+                "cells": ["n/a" if r.get(k) is None else f"{r[k]:.3g}" for k in measures],
+                "dead": r.get("dead_latents"),
+                "pareto": ", ".join(k for k in measures if fronts[k][i]) or "",
+                "seconds": f"{r.get('fit_seconds') or 0:.1f}",
+            }
+        )
+    for key, front in fronts.items():
+        for i in np.flatnonzero(front):
+            rows[i].setdefault("pareto", []).append(key)
+    html = render(
+        "sweep.html.j2",
+        {"title": title, "plots": plot_ctx, "runs": table, "notes": notes, "skipped": skipped, "measures": measures},
+    )
+    out = Path(out)
+    _atomic_write_text(out / SWEEP_PAGE, html)
+    _atomic_write_json(out / SWEEP_JSON, _json_safe({"runs": rows, "skipped": skipped}))
+    return out / SWEEP_PAGE
+
+
+__all__ = ["GridPoint", "SweepConfig", "grid", "pareto_front", "run_sweep", "write_sweep_page"]
