@@ -255,3 +255,55 @@ def test_modularity_hand_computed_and_limits(rng):
     ref = np.mean(1 - ((m**2).sum(1) - theta**2) / theta**2)
     assert metrics.modularity(z, v) == pytest.approx(ref)
     assert metrics.modularity(z, v) < 0.9
+
+
+# ---------------------------------------------------------------------- summary
+@pytest.fixture(scope="module")
+def fitted_linear(digits):
+    from lucidae import AutoEncoder
+
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    ae = AutoEncoder(hidden_dims=(), latent_dim=4, epochs=40, batch_size=32, verbose=0, random_state=0)
+    return ae.fit(digits.X[:500], image_shape=(8, 8))
+
+
+def test_summary_matches_the_metrics_and_streams(fitted_linear, digits, tmp_path):
+    import json
+
+    from lucidae.summary import summarize
+
+    X, y = digits.X[500:900], digits.y[500:900]
+    Xs = fitted_linear.scaler_.transform(X)
+    recon_s = fitted_linear.scaler_.transform(fitted_linear.reconstruct(X))
+    Z = fitted_linear.transform(X)
+    s = summarize(fitted_linear, X, y=y, factors=np.c_[y, X[:, 20]], batch_size=64)
+    assert s["fvu"] == pytest.approx(metrics.fvu(Xs, recon_s), rel=1e-4)
+    assert s["explained_variance"] == pytest.approx(1 - s["fvu"])
+    assert s["l0"] == pytest.approx(metrics.l0(Z))
+    assert s["n_dead"] == len(metrics.dead_latents(Z))
+    assert s["mig"] == pytest.approx(metrics.mig(Z, np.c_[y, X[:, 20]]), abs=1e-3)
+    assert s["linear_probe"] > 0.3  # far above chance (0.1) even for a 4-latent linear code
+    # one batch or many: the same numbers
+    whole = summarize(fitted_linear, X, y=y, factors=np.c_[y, X[:, 20]], batch_size=4096)
+    assert whole["fvu"] == pytest.approx(s["fvu"], rel=1e-9) and whole["hoyer"] == pytest.approx(s["hoyer"])
+    # every value has a note that states it, and the record is strict JSON
+    d = json.loads(s.to_json(tmp_path / "summary.json"))
+    assert set(d["metrics"]) == set(d["notes"]) >= {"mse", "fvu", "psnr", "l0", "mig", "dci_completeness"}
+    assert s["explained_variance"] > 0
+    assert f"{100 * s['explained_variance']:.1f}%" in d["notes"]["explained_variance"]
+    assert json.loads((tmp_path / "summary.json").read_text()) == d
+    assert "[disentanglement]" in str(s)
+
+
+def test_summary_on_memmap_without_labels(fitted_linear, digits, tmp_path):
+    from lucidae.summary import summarize
+
+    path = tmp_path / "x.npy"
+    np.save(path, digits.X[:300])
+    s = summarize(fitted_linear, np.load(path, mmap_mode="r"), batch_size=100)
+    assert "mig" not in s and "linear_probe" not in s and "pca_angle_max" in s
+    with pytest.raises(KeyError, match="was not measured"):
+        s["mig"]
+    with pytest.raises(DataError, match="factors has 3 rows"):
+        summarize(fitted_linear, digits.X[:300], factors=np.zeros(3))
