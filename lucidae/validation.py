@@ -463,7 +463,7 @@ def read_safetensors_header(path: str | os.PathLike) -> dict[str, dict[str, Any]
                 path, f"tensor {name!r:.60} has header entry {_describe(entry)}; expected dtype, shape, data_offsets."
             )
         dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-        if dtype not in SAFETENSORS_DTYPES:
+        if not isinstance(dtype, str) or dtype not in SAFETENSORS_DTYPES:
             raise _fail(path, f"tensor {name!r:.60} has dtype {dtype!r:.30}; known: {sorted(SAFETENSORS_DTYPES)}.")
         if not isinstance(shape, list) or len(shape) > 16 or not all(_is_int(s) and s >= 0 for s in shape):
             raise _fail(path, f"tensor {name!r:.60} has shape {shape!r:.60}; expected up to 16 sizes >= 0.")

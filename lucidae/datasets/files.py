@@ -102,9 +102,10 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
             if len(dims_raw) < 4 * ndim:
                 raise DataError(f"{path} ends inside its header ({ndim} dimensions declared).")
             dims = struct.unpack(f">{ndim}I", dims_raw)
-            # Python ints: numpy's int64 product wraps around for dimensions near 2**32.
+            # Python ints: numpy's int64 product wraps around for dimensions near 2**32. Zero
+            # sizes are counted as 1 because numpy refuses (0, 2**32-1, 2**32-1) all the same.
             expected = math.prod(dims) * dtype.itemsize
-            if expected > MAX_IDX_BYTES:
+            if max(expected, math.prod(max(d, 1) for d in dims) * dtype.itemsize) > MAX_IDX_BYTES:
                 raise DataError(f"{path} declares shape {dims} ({expected} bytes); that is implausibly large.")
             if path.suffix != ".gz" and expected > path.stat().st_size:
                 raise DataError(
