@@ -12,6 +12,6 @@ Examples
 
 from lucidae._version import __version__
 from lucidae.errors import LucidaeError
-from lucidae.estimators import AutoEncoder, load
+from lucidae.estimators import AutoEncoder, SparseAutoEncoder, TopKAutoEncoder, load
 
-__all__ = ["AutoEncoder", "LucidaeError", "__version__", "load"]
+__all__ = ["AutoEncoder", "LucidaeError", "SparseAutoEncoder", "TopKAutoEncoder", "__version__", "load"]

