@@ -25,16 +25,7 @@ import numpy as np
 from lucidae._version import __version__
 from lucidae.errors import CorruptFileError, DataError
 from lucidae.report import plots
-from lucidae.report.evidence import (
-    ACTIVE_EPS,
-    WEIGHT_ZERO_FRACTION,
-    l0,
-    latent_evidence,
-    latent_map_coords,
-    mig_or_none,
-    parameter_count,
-    weight_sparsity,
-)
+from lucidae.report.evidence import dead_mask, parameter_count, summary_entries
 
 REPORT_FILE = "report.html"
 """Name of the page written into the run folder."""
@@ -231,69 +222,26 @@ def _warnings(
     return out
 
 
-def _metric_rows(m: dict[str, Any], *, n_eval: int, n_latents: int, where: str) -> list[dict[str, str]]:
-    """One row per metric: name, value and one plain sentence."""
+GROUP_ORDER = ("fidelity", "baseline", "sparsity", "structure", "disentanglement")
+"""Order of the metric groups in the table."""
+
+
+def _metric_rows(entries: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Table rows (group, name, value, sentence) from summary entries, grouped in reading order."""
+    rank = {g: i for i, g in enumerate(GROUP_ORDER)}
     rows = []
-
-    def row(name: str, value: str, sentence: str) -> None:
-        rows.append({"name": name, "value": value, "sentence": sentence})
-
-    if m.get("fvu") is not None:
-        row(
-            "FVU",
-            f"{m['fvu']:.4f}",
-            f"On {n_eval} {where} samples the model leaves {m['fvu']:.1%} of the variance unexplained "
-            "(0 is a perfect copy, 1 is no better than always answering the mean sample).",
-        )
-        row(
-            "Explained variance",
-            f"{m['explained_variance']:.4f}",
-            f"The reconstructions capture {m['explained_variance']:.1%} of how the samples differ from each other.",
-        )
-    if m.get("mse") is not None:
-        row(
-            "MSE",
-            f"{m['mse']:.4g}",
-            "Mean squared error per feature in the model's scaled units; the training loss measures the same.",
-        )
-    if m.get("train_fvu") is not None:
-        row(
-            "Training FVU",
-            f"{m['train_fvu']:.4f}",
-            "The same measure on samples the model trained on; far below the held-out FVU means overfitting.",
-        )
-    if m.get("pca_fvu") is not None:
-        better = "better" if (m.get("fvu") or 0) < m["pca_fvu"] else "worse"
-        row(
-            f"PCA FVU (k={n_latents})",
-            f"{m['pca_fvu']:.4f}",
-            f"PCA with as many components as the code has latents; the autoencoder does {better} than this "
-            "linear baseline.",
-        )
-    row(
-        "L0",
-        f"{m['l0']:.2f}",
-        f"On average {m['l0']:.1f} of the {n_latents} latents are non-zero for a sample; the fewer, the fewer "
-        "parts a reader must follow to explain one sample.",
-    )
-    row(
-        "Dead latents",
-        f"{m['dead_latents']} / {n_latents}",
-        "Latents that never change on the evaluation data; they carry no information.",
-    )
-    row(
-        "Weight sparsity",
-        f"{m['weight_sparsity']:.3f}",
-        f"{m['weight_sparsity']:.1%} of the weights are practically zero (below {WEIGHT_ZERO_FRACTION:.0%} of "
-        "their layer's largest); sparse weights tie each latent to fewer features.",
-    )
-    if m.get("mig") is not None:
-        row(
-            "MIG",
-            f"{m['mig']:.3f}",
-            "Mutual information gap against the known factors: 1 when each factor lives in exactly one latent, "
-            "0 when the factors are smeared over several.",
-        )
+    for e in sorted(entries, key=lambda e: rank.get(e["group"], len(rank))):
+        value = e["value"]
+        if value is None:
+            text = "n/a"
+        elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            text = str(int(value))
+        elif isinstance(value, (float, np.floating)):
+            text = f"{float(value):.4g}"
+        else:
+            text = str(value)
+        note = str(e["note"])
+        rows.append({"group": e["group"], "name": e["name"], "value": text, "sentence": note[:1].upper() + note[1:]})
     return rows
 
 
@@ -318,8 +266,8 @@ def build_report(
         The data the run was trained on; by default it is loaded from the spec in
         ``run.json`` (a built-in name or a path).
     max_latents : int, default=24
-        Latent cards to draw, strongest first; every latent is still listed in a table
-        and in ``metrics.json``.
+        Latent cards to draw, most variable first; every latent is still listed in a
+        table and in ``metrics.json``.
     max_samples : int, default=2000
         Evaluation samples used at most (a fixed random subset beyond that).
 
@@ -340,9 +288,10 @@ def build_report(
     >>> build_report("runs/digits")  # doctest: +SKIP
     PosixPath('runs/digits/report.html')
     """
+    from lucidae import explain
     from lucidae.datasets import load_dataset
     from lucidae.estimators import load
-    from lucidae.metrics import fvu
+    from lucidae.metrics import activation_density, fvu
 
     start = time.perf_counter()
     run_dir = Path(run_dir)
@@ -368,39 +317,51 @@ def build_report(
     eval_idx = _subsample(eval_idx, max_samples)
     train_sub = _subsample(train_idx, max_samples)
     X_eval = np.asarray(dataset.X[eval_idx])
+    labels = None if dataset.y is None else np.asarray(dataset.y)[eval_idx]
+    factors = None if dataset.factors is None else np.asarray(dataset.factors)[eval_idx]
     recon = est.reconstruct(X_eval)  # (n, features) original units
     X_eval_s = est.scaler_.transform(X_eval)  # (n, features) model space
-    recon_s = est.scaler_.transform(recon)
     Z = est.transform(X_eval)  # (n, latent)
     n_latents = Z.shape[1]
 
-    test_fvu = _finite_or_none(fvu(X_eval_s, recon_s))
-    train_fvu = pca_fvu = None
+    entries = summary_entries(est, X_eval, y=labels, factors=factors)
+    values = {e["name"]: e["value"] for e in entries}
+    test_fvu = _finite_or_none(values.get("fvu"))
+    train_fvu = None
     if held_out and len(train_sub) >= 2:
         X_train = np.asarray(dataset.X[train_sub])
         X_train_s = est.scaler_.transform(X_train)
         train_fvu = _finite_or_none(fvu(X_train_s, est.scaler_.transform(est.reconstruct(X_train))))
+        entries.append(
+            {
+                "name": "train_fvu",
+                "group": "fidelity",
+                "value": train_fvu,
+                "note": f"on {len(train_sub)} training samples {train_fvu:.1%} of the variance is lost; far below "
+                "the held-out FVU would mean the model memorised its training data.",
+            }
+        )
         pca_fvu = _pca_fvu(X_train_s, X_eval_s, n_latents)
-    evidence = latent_evidence(est, Z)
-    n_dead = sum(e.dead for e in evidence)
-    factors = None if dataset.factors is None else np.asarray(dataset.factors)[eval_idx]
-    metrics: dict[str, Any] = {
-        "fvu": test_fvu,
-        "explained_variance": None if test_fvu is None else 1.0 - test_fvu,
-        "mse": _finite_or_none(float(np.mean((X_eval_s - recon_s) ** 2))),
-        "train_fvu": train_fvu,
-        "pca_fvu": pca_fvu,
-        "l0": l0(Z),
-        "dead_latents": int(n_dead),
-        "weight_sparsity": weight_sparsity(est.module_),
-        "mig": mig_or_none(Z, factors),
-    }
+        if pca_fvu is not None:
+            verdict = "better" if test_fvu is not None and test_fvu < pca_fvu else "no better"
+            entries.append(
+                {
+                    "name": f"pca_fvu (k={n_latents})",
+                    "group": "baseline",
+                    "value": pca_fvu,
+                    "note": f"PCA with as many components as the code has latents loses {pca_fvu:.1%}; "
+                    f"the autoencoder does {verdict} than this linear baseline.",
+                }
+            )
+    dead = dead_mask(Z)
+    density = activation_density(Z)  # (latent,)
+    std = Z.std(axis=0)  # (latent,)
     where = "held-out" if held_out else "training"
     warnings = _warnings(
         est,
         n_latents=n_latents,
-        n_dead=n_dead,
-        explained=metrics["explained_variance"],
+        n_dead=int(dead.sum()),
+        explained=values.get("explained_variance"),
         train_fvu=train_fvu,
         test_fvu=test_fvu,
         held_out=held_out,
@@ -410,44 +371,52 @@ def build_report(
 
     image_shape = est.image_shape_
     names = list(est.feature_names_)
-    ranked = sorted(evidence, key=lambda e: (e.dead, -e.strength, e.index))
-    shown = ranked[:max_latents]
+    ranking = [int(i) for i in explain.rank_latents(est, X_eval)]  # most variable first
+    order = [i for i in ranking if not dead[i]] + [i for i in ranking if dead[i]]
+    shown = order[:max_latents]
+    alive = [i for i in shown if not dead[i]]
+    writes = {w.latent: w for w in explain.latent_writes(est, X_eval, latents=alive)} if alive else {}
+    reads = {r.latent: r for r in explain.latent_reads(est, X_eval, latents=alive, n_top=8)} if alive else {}
     cards = []
-    for e in shown:
+    for i in shown:
+        z = Z[:, i]
         card: dict[str, Any] = {
-            "index": e.index,
-            "dead": e.dead,
-            "active": f"{e.active_fraction:.1%}",
-            "mean": _fmt(e.mean),
-            "std": _fmt(e.std),
-            "strength": _fmt(e.strength),
-            "density": plots.activation_density(e.values),
-            "range": f"{_fmt(float(e.values.min()))} to {_fmt(float(e.values.max()))}",
-            "steps": ", ".join(_fmt(float(v)) for v in e.traversal_values),
+            "index": i,
+            "dead": bool(dead[i]),
+            "active": f"{density[i]:.1%}",
+            "mean": _fmt(float(z.mean())),
+            "std": _fmt(float(std[i])),
+            "density": plots.activation_density(z),
+            "range": f"{_fmt(float(z.min()))} to {_fmt(float(z.max()))}",
+            "top_images": None,
+            "top_table": None,
         }
-        if not e.dead:
-            card["writes"] = plots.latent_writes(e.writes, image_shape=image_shape, feature_names=names)
+        if not dead[i]:
+            trav = explain.traverse(est, X_eval, i, quantile_range=(0.01, 0.99), base="mean")
+            card["steps"] = ", ".join(_fmt(float(v)) for v in trav.values)
+            card["writes"] = plots.latent_writes(writes[i].direction, image_shape=image_shape, feature_names=names)
             card["traversal"] = plots.latent_traversal(
-                e.traversal, e.traversal_values, image_shape=image_shape, feature_names=names
+                trav.recon, trav.values, image_shape=image_shape, feature_names=names
             )
-            top_X = X_eval[e.top_indices]
+            top = reads[i].top_indices
             if image_shape is not None:
-                card["top_images"] = plots.sample_strip(top_X, image_shape)
+                card["top_images"] = plots.sample_strip(X_eval[top], image_shape)
             else:
-                cols = np.argsort(-np.abs(e.writes))[: min(6, len(names))]
+                cols = [f["index"] for f in writes[i].top_features[: min(6, len(names))]]
                 card["top_table"] = {
                     "columns": [names[c] for c in cols],
                     "rows": [
-                        {"value": _fmt(float(e.values[i])), "cells": [_fmt(float(X_eval[i, c])) for c in cols]}
-                        for i in e.top_indices[:5]
+                        {"value": _fmt(float(z[r])), "cells": [_fmt(float(X_eval[r, c])) for c in cols]}
+                        for r in top[:5]
                     ],
                 }
         cards.append(card)
 
     n_grid = min(10 if image_shape is not None else 8, len(X_eval))
     grid_idx = np.linspace(0, len(X_eval) - 1, n_grid).astype(int) if n_grid else np.array([], dtype=int)
-    coords, map_caption = latent_map_coords(Z)
-    labels = None if dataset.y is None else np.asarray(dataset.y)[eval_idx]
+    lmap = explain.latent_map(est, X_eval, color=labels, max_samples=max_samples)
+    ratio = sum(lmap.explained_variance_ratio[:2])
+    map_caption = f"first two principal components of the codes ({ratio:.0%} of their variance)"
     history = est.history_
     records = history.records
     params = est.get_params(deep=False)
@@ -477,6 +446,10 @@ def build_report(
         ),
         ("lucidae", __version__),
     ]
+    latent_rows = [
+        {"index": i, "active": f"{density[i]:.1%}", "std": _fmt(float(std[i])), "dead": bool(dead[i])}
+        for i in order[:MAX_TABLE_LATENTS]
+    ]
     context = {
         "run_name": run_dir.resolve().name,
         "model_card": card_rows,
@@ -487,27 +460,19 @@ def build_report(
         )
         if n_grid
         else None,
-        "metric_rows": _metric_rows(metrics, n_eval=len(eval_idx), n_latents=n_latents, where=where),
+        "metric_rows": _metric_rows(entries),
+        "n_eval": len(eval_idx),
+        "where": where,
         "warnings": warnings,
         "cards": cards,
         "n_latents": n_latents,
         "n_shown": len(shown),
         "image_data": image_shape is not None,
-        "latent_table": [
-            {
-                "index": e.index,
-                "active": f"{e.active_fraction:.1%}",
-                "std": _fmt(e.std),
-                "strength": _fmt(e.strength),
-                "dead": e.dead,
-            }
-            for e in ranked[:MAX_TABLE_LATENTS]
-        ],
+        "latent_table": latent_rows,
         "table_truncated": n_latents > MAX_TABLE_LATENTS,
-        "dead_indices": [e.index for e in evidence if e.dead],
-        "map": plots.latent_map(coords, labels, title="codes of the evaluation samples"),
+        "dead_indices": [int(i) for i in np.flatnonzero(dead)],
+        "map": plots.latent_map(lmap.coords, lmap.color, title="codes of the evaluation samples"),
         "map_caption": map_caption,
-        "active_eps": ACTIVE_EPS,
     }
     html = render("report.html.j2", context)
     _atomic_write_text(run_dir / REPORT_FILE, html)
@@ -519,17 +484,17 @@ def build_report(
         "parameters": parameter_count(est.module_),
         "evaluated_on": where,
         "n_eval": int(len(eval_idx)),
-        "metrics": metrics,
+        "metrics": {e["name"]: e["value"] for e in entries},
+        "notes": {e["name"]: e["note"] for e in entries},
         "latents": [
             {
-                "index": e.index,
-                "active_fraction": e.active_fraction,
-                "mean": e.mean,
-                "std": e.std,
-                "strength": e.strength,
-                "dead": e.dead,
+                "index": i,
+                "active_fraction": float(density[i]),
+                "mean": float(Z[:, i].mean()),
+                "std": float(std[i]),
+                "dead": bool(dead[i]),
             }
-            for e in evidence
+            for i in range(n_latents)
         ],
         "warnings": warnings,
         "report_seconds": time.perf_counter() - start,
@@ -540,6 +505,8 @@ def build_report(
 
 def _json_safe(value: Any) -> Any:
     """Replace NaN and infinities (not JSON) by None, recursively."""
+    if isinstance(value, np.generic):
+        value = value.item()
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):

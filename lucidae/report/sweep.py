@@ -273,8 +273,8 @@ MEASURES: dict[str, tuple[str, int, str]] = {
         1,
         "Fewer non-zero latents per sample: each sample has a shorter explanation.",
     ),
-    "weight_sparsity": (
-        "weight sparsity (share of near-zero weights)",
+    "near_zero_weights": (
+        "weight sparsity (share of weights within 1e-3 of zero)",
         -1,
         "More near-zero weights: each latent is tied to fewer input features.",
     ),
@@ -364,9 +364,9 @@ def run_sweep(
                 "fit_seconds": seconds,
                 "fvu": m.get("fvu"),
                 "l0": m.get("l0"),
-                "weight_sparsity": m.get("weight_sparsity"),
+                "near_zero_weights": m.get("near_zero_weights"),
                 "mig": m.get("mig"),
-                "dead_latents": m.get("dead_latents"),
+                "dead_latents": m.get("n_dead"),
                 "warnings": [w["title"] for w in doc.get("warnings", [])],
             }
         )
@@ -386,7 +386,7 @@ def write_sweep_page(out: Path, rows: list[dict[str, Any]], skipped: list[str], 
     --------
     >>> import tempfile
     >>> row = {"name": "a", "levers": {"latent_dim": 2}, "status": "trained", "fit_seconds": 1.0, "fvu": 0.5,
-    ...        "l0": 2.0, "weight_sparsity": 0.1, "mig": None, "dead_latents": 0, "warnings": []}
+    ...        "l0": 2.0, "near_zero_weights": 0.1, "mig": None, "dead_latents": 0, "warnings": []}
     >>> write_sweep_page(Path(tempfile.mkdtemp()), [row], [], title="t").name
     'sweep.html'
     """

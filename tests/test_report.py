@@ -1,0 +1,319 @@
+import base64
+import functools
+import io
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from lucidae import AutoEncoder, load
+from lucidae.cli import app, fit_run
+from lucidae.config import DataConfig, defaults
+from lucidae.datasets import Dataset
+from lucidae.errors import ConfigError, DataError
+from lucidae.report import build_report
+from lucidae.report.sweep import SweepConfig, grid, pareto_front, run_sweep
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("jinja2")
+
+XSS_FEATURE = "<script>alert(1)</script>"
+XSS_RUN = "<img src=x onerror=alert(2)>"
+
+
+def _fit(ds, out, **kw):
+    params = dict(hidden_dims=(16,), latent_dim=6, epochs=4, verbose=0, random_state=0)
+    params.update(kw)
+    return fit_run(AutoEncoder(**params), ds, DataConfig(data="digits"), out, quiet=True)
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    from lucidae.datasets import load_digits
+
+    out, record = _fit(load_digits(), tmp_path_factory.mktemp("report") / "digits")
+    page = build_report(out)
+    return out, page, record
+
+
+def _metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def _warning_titles(run_dir: Path) -> list[str]:
+    return [w["title"] for w in _metrics(run_dir)["warnings"]]
+
+
+def test_report_is_self_contained(digits_run):
+    from PIL import Image
+
+    _, page, _ = digits_run
+    html = page.read_text()
+    assert "http://" not in html and "https://" not in html
+    assert "<script" not in html and "<link" not in html and "url(" not in html
+    srcs = re.findall(r'<img src="([^"]*)"', html)
+    assert len(srcs) >= 10
+    for src in srcs:
+        assert src.startswith("data:image/png;base64,")
+        img = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
+        assert img.width > 0 and img.height > 0
+
+
+def test_metrics_match_a_slow_reference(digits_run, digits):
+    run_dir, _, record = digits_run
+    doc = _metrics(run_dir)
+    est = load(run_dir)
+    test = np.asarray(record["test_indices"])
+    assert doc["n_eval"] == len(test) == 360 and doc["evaluated_on"] == "held-out"
+    X = digits.X[test].astype(np.float64)  # digits lie in [0, 1]: identity scaling, so scaled == raw
+    R = est.reconstruct(digits.X[test]).astype(np.float64)
+    mean = X.mean(axis=0)
+    num = sum(float(((x - r) ** 2).sum()) for x, r in zip(X, R))
+    den = sum(float(((x - mean) ** 2).sum()) for x in X)
+    assert doc["metrics"]["fvu"] == pytest.approx(num / den, rel=1e-5)
+    Z = est.transform(digits.X[test])
+    active = [sum(1 for v in row if abs(v) > 0) for row in Z]
+    assert doc["metrics"]["l0"] == pytest.approx(sum(active) / len(active))
+    assert doc["parameters"] == sum(p.numel() for p in est.module_.parameters())
+    assert [lat["index"] for lat in doc["latents"]] == list(range(6))
+
+
+def test_report_has_every_section(digits_run):
+    run_dir, page, _ = digits_run
+    html = page.read_text()
+    for heading in ("Model card", "Metrics", "Training curves", "Originals and reconstructions", "Latent map"):
+        assert f">{heading}</h2>" in html
+    assert "64-16-6-16-64" in html
+    assert len(re.findall(r'<div class="card( dead)?" id="latent-', html)) == 6
+    for label in ("writes", "top-activating samples", "traversal", "activation density"):
+        assert label in html
+    assert "explained_variance" in html and "pca_fvu (k=6)" in html
+
+
+def test_dead_latent_is_flagged(digits_run, tmp_path):
+    import shutil
+
+    import torch
+
+    run_dir = tmp_path / "dead"
+    shutil.copytree(digits_run[0], run_dir)
+    est = load(run_dir)
+    last = est.module_.encoder[-2]  # the Linear that produces the code, before its ReLU
+    with torch.no_grad():
+        last.weight[0].zero_()
+        last.bias[0] = -1.0
+    est.save(run_dir)
+    build_report(run_dir)
+    doc = _metrics(run_dir)
+    assert doc["latents"][0]["dead"] is True
+    assert doc["metrics"]["n_dead"] >= 1
+    assert "Dead latents" in _warning_titles(run_dir)
+    assert 'class="card dead" id="latent-0"' in (run_dir / "report.html").read_text()
+
+
+def test_healthy_run_has_no_overfitting_warning(digits_run):
+    assert "Overfitting" not in _warning_titles(digits_run[0])
+
+
+def test_rising_validation_curve_warns_of_overfitting(digits_run, tmp_path):
+    import shutil
+
+    from lucidae.train import History
+
+    run_dir = tmp_path / "overfit"
+    shutil.copytree(digits_run[0], run_dir)
+    est = load(run_dir)
+    losses = [0.08, 0.05, 0.03, 0.02, 0.01, 0.005]
+    val = [0.08, 0.05, 0.04, 0.045, 0.05, 0.06]  # best at epoch 3, ends 50% above it
+    est.history_ = History([{"epoch": i + 1, "loss": a, "val_loss": b} for i, (a, b) in enumerate(zip(losses, val))])
+    est.save(run_dir)
+    build_report(run_dir)
+    warning = next(w for w in _metrics(run_dir)["warnings"] if w["title"] == "Overfitting")
+    assert "50%" in warning["text"] and "epoch 3" in warning["text"]
+
+
+def test_data_on_another_scale_is_a_scaling_mismatch(digits_run, digits):
+    run_dir, _, _ = digits_run
+    shifted = Dataset(X=digits.X * 16.0, y=digits.y, image_shape=(8, 8), name="digits16")  # forgot to divide
+    out = build_report(run_dir, dataset=shifted)
+    assert "Scaling mismatch" in _warning_titles(run_dir)
+    build_report(run_dir)  # restore the module fixture's report for the other tests
+    assert out.name == "report.html"
+
+
+def _xss_csv(path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    X = rng.random((240, 5))
+    header = [XSS_FEATURE, "a&b", 'width "cm"', "$price", "plain"]
+    lines = [",".join(header)] + [",".join(f"{v:.5f}" for v in row) for row in X]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tabular_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tabular")
+    csv = _xss_csv(root / "noise.csv")
+    out = root / XSS_RUN
+    runner = CliRunner()
+    args = ["train", "--data", str(csv), "--hidden-dims", "", "--latent-dim", "1", "--epochs", "3", "--verbose", "0"]
+    result = runner.invoke(app, [*args, "--random-state", "0", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["report", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "report written to" in result.output
+    return out
+
+
+def test_user_strings_are_escaped(tabular_run):
+    html = (tabular_run / "report.html").read_text()
+    assert XSS_FEATURE not in html and XSS_RUN not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;img src=x onerror=alert(2)&gt;" in html
+    assert "a&amp;b" in html and "<script" not in html
+
+
+def test_tabular_report_warns_of_low_explained_variance(tabular_run):
+    # One latent cannot explain five independent uniform columns: at most about a fifth of their variance.
+    doc = _metrics(tabular_run)
+    assert doc["metrics"]["explained_variance"] < 0.5
+    assert "Low explained variance" in _warning_titles(tabular_run)
+    html = (tabular_run / "report.html").read_text()
+    assert "feature (standardised)" not in html  # that label is drawn into the PNG, not the page
+    assert "<th>latent</th>" in html  # tabular top-activating samples are a table with the feature names
+
+
+def test_large_code_draws_only_the_top_latents(digits, tmp_path):
+    out, _ = _fit(digits, tmp_path / "wide", hidden_dims=(), latent_dim=40, epochs=2)
+    html = build_report(out, max_latents=5).read_text()
+    assert len(re.findall(r'<div class="card( dead)?" id="latent-', html)) == 5
+    assert "Cards are drawn for the 5 most variable" in html
+    assert html.count('<tr><td class="num">') >= 40  # every latent is still in the table
+    assert len(_metrics(out)["latents"]) == 40
+
+
+def test_report_without_data_spec_says_what_to_do(digits, tmp_path):
+    est = AutoEncoder(hidden_dims=(), latent_dim=2, epochs=1, verbose=0).fit(digits.X)
+    run_dir = est.save(tmp_path / "bare")
+    with pytest.raises(DataError, match="run.json"):
+        build_report(run_dir)
+    result = CliRunner().invoke(app, ["report", str(run_dir)])
+    assert result.exit_code == 2 and "run.json" in result.output
+    result = CliRunner().invoke(app, ["report", str(run_dir), "--data", "digits"])
+    assert result.exit_code == 0, result.output
+    assert _metrics(run_dir)["evaluated_on"] == "training"
+    assert "No held-out data" in _warning_titles(run_dir)
+
+
+def test_demo_writes_run_json_and_report(tmp_path, monkeypatch):
+    import lucidae.estimators
+
+    monkeypatch.setattr(lucidae.estimators, "AutoEncoder", functools.partial(AutoEncoder, epochs=2, verbose=0))
+    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "demo")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "demo" / "run.json").is_file()
+    assert f"report written to {tmp_path / 'demo' / 'report.html'}" in result.output
+    run = json.loads((tmp_path / "demo" / "run.json").read_text())
+    assert len(run["test_indices"]) == 360
+
+
+# ---------------------------------------------------------------------- sweep
+def _dominated_slow(a, b):
+    out = []
+    for i in range(len(a)):
+        dom = False
+        for j in range(len(a)):
+            if a[j] <= a[i] and b[j] <= b[i] and (a[j] < a[i] or b[j] < b[i]):
+                dom = True
+        out.append(not dom)
+    return np.array(out)
+
+
+def test_pareto_front_hand_values_and_reference(rng):
+    front = pareto_front(np.array([1.0, 2.0, 3.0, 2.0, 1.0]), np.array([3.0, 1.0, 0.5, 2.0, 3.0]))
+    assert front.tolist() == [True, True, True, False, True]  # an exact duplicate of a front point stays
+    for _ in range(20):
+        a, b = rng.integers(0, 5, 12).astype(float), rng.integers(0, 5, 12).astype(float)
+        assert (pareto_front(a, b) == _dominated_slow(a, b)).all()
+    assert pareto_front(np.array([np.nan, 1.0]), np.array([0.0, 1.0])).tolist() == [False, True]
+
+
+def test_grid_skips_missing_families_and_bad_points():
+    cfg = SweepConfig(latent_dims=(2, 6), depths=(0, 1), widths=(8,), topk_ks=(4,), betas=(2.0,))
+    points, skipped = grid(cfg, families={"dense"})
+    assert {p.model.model for p in points} == {"dense"}
+    assert any("'topk' is not available" in s for s in skipped)
+    assert any("'vae' is not available" in s for s in skipped)
+    points, skipped = grid(cfg)
+    assert any("k=4 is invalid" in s for s in skipped)  # k=4 > latent_dim=2
+    assert len({p.name for p in points}) == len(points)
+    again, _ = grid(cfg)
+    assert [p.name for p in again] == [p.name for p in points]  # same settings, same folder
+
+
+def test_sweep_config_validation_names_the_field():
+    with pytest.raises(ConfigError, match="--latent-dims"):
+        SweepConfig.from_cli({"latent_dims": "a,b"})
+    with pytest.raises(ConfigError, match="activations"):
+        SweepConfig.from_cli({"activations": "relu,tanh"})
+    with pytest.raises(ConfigError, match="epochs=0"):
+        SweepConfig(epochs=0).validate()
+
+
+def test_sweep_cli_options_mirror_the_config():
+    import typer.main
+
+    from lucidae.cli import _cli_default
+
+    command = typer.main.get_command(app).commands["sweep"]
+    params = {p.name: p.default for p in command.params}
+    for name, default in defaults(SweepConfig).items():
+        assert name in params, name
+        assert params[name] == _cli_default(default), name
+
+
+@pytest.fixture(scope="module")
+def tiny_sweep(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep")
+    cfg = SweepConfig(
+        latent_dims=(2, 3),
+        depths=(0,),
+        activations=("relu", "linear"),
+        weight_decays=(),
+        l1_coefficients=(),
+        topk_ks=(2,),
+        betas=(),
+        epochs=2,
+        max_latents=2,
+    )
+    lines: list[str] = []
+    page = run_sweep(cfg, out, log=lines.append)
+    return cfg, out, page, lines
+
+
+def test_sweep_page_links_every_run(tiny_sweep):
+    _, out, page, lines = tiny_sweep
+    html = page.read_text()
+    doc = json.loads((out / "sweep.json").read_text())
+    assert len(doc["runs"]) == 6  # 2 sizes x (relu, linear) + topk k=2 for both sizes
+    assert lines[0].startswith("[1/6]") and "trained" in lines[0]
+    hrefs = set(re.findall(r'href="([^"]+)"', html))
+    for run in doc["runs"]:
+        assert f"{run['name']}/report.html" in hrefs
+        assert (out / run["name"] / "report.html").is_file()
+    assert html.count("<area ") >= 2 * len(doc["runs"])  # one per point in each of the two plots
+    assert "Pareto front" in html and "MIG is not plotted" in html
+    assert all(any(run.get("pareto", [])) for run in doc["runs"] if run["fvu"] == min(r["fvu"] for r in doc["runs"]))
+
+
+def test_sweep_reuses_finished_runs(tiny_sweep):
+    cfg, out, _, _ = tiny_sweep
+    doc = json.loads((out / "sweep.json").read_text())
+    mtimes = {r["name"]: (out / r["name"] / "model.safetensors").stat().st_mtime_ns for r in doc["runs"]}
+    lines: list[str] = []
+    run_sweep(cfg, out, log=lines.append)
+    assert len(lines) == 6 and all(": reused" in line for line in lines)
+    assert mtimes == {n: (out / n / "model.safetensors").stat().st_mtime_ns for n in mtimes}
