@@ -11,7 +11,16 @@ Examples
 """
 
 from lucidae._version import __version__
+from lucidae.applications.anomaly import AnomalyDetector
 from lucidae.errors import LucidaeError
 from lucidae.estimators import AutoEncoder, SparseAutoEncoder, TopKAutoEncoder, load
 
-__all__ = ["AutoEncoder", "LucidaeError", "SparseAutoEncoder", "TopKAutoEncoder", "__version__", "load"]
+__all__ = [
+    "AnomalyDetector",
+    "AutoEncoder",
+    "LucidaeError",
+    "SparseAutoEncoder",
+    "TopKAutoEncoder",
+    "__version__",
+    "load",
+]

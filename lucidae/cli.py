@@ -462,6 +462,16 @@ def _register_sweep() -> None:
 _register_sweep()
 
 
+def _register_applications() -> None:
+    # detect, compress and decompress live beside the code they drive.
+    from lucidae.applications.commands import register
+
+    register(app)
+
+
+_register_applications()
+
+
 def main() -> None:
     """Entry point of the ``lucidae`` console script."""
     try:

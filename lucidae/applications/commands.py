@@ -1,0 +1,84 @@
+"""The application commands of the ``lucidae`` CLI: ``detect``, ``compress``, ``decompress``.
+
+They live here, next to the code they drive, and :func:`register` adds them to the
+``lucidae`` typer app. Heavy imports happen inside each command.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from lucidae.errors import LucidaeError
+
+
+def _fail(err: Exception) -> typer.Exit:
+    typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=2)
+
+
+def detect(
+    data: Annotated[str, typer.Option(help="Dataset name or path (.csv, .npy, .npz) to score; one sample per row.")],
+    contamination: Annotated[
+        float, typer.Option(help="Expected share of outliers, in (0, 0.5]; sets the threshold.")
+    ] = 0.1,
+    out: Annotated[Path | None, typer.Option(help="Write index,score,outlier per sample to this .csv file.")] = None,
+    save: Annotated[Path | None, typer.Option(help="Save the fitted detector to this folder.")] = None,
+    explain: Annotated[int, typer.Option(help="Explain this many of the most abnormal samples.")] = 5,
+    scoring: Annotated[str, typer.Option(help='"likelihood" (default) or "reconstruction".')] = "likelihood",
+    random_state: Annotated[int | None, typer.Option(help="Seed for the autoencoder.")] = None,
+) -> None:
+    """Find the abnormal samples in a table with an autoencoder and say why they are abnormal.
+
+    Features are standardised; scores are higher for more abnormal samples; the top
+    --contamination share is flagged. For each of the --explain most abnormal samples,
+    the worst-reconstructed features and the nearest normal samples are printed.
+    """
+    from lucidae.applications.anomaly import AnomalyDetector
+    from lucidae.datasets import load_dataset
+    from lucidae.errors import ConfigError
+
+    try:
+        ds = load_dataset(data)
+        det = AnomalyDetector(contamination=contamination, scoring=scoring, random_state=random_state)
+        det.fit(np.asarray(ds.X, dtype=np.float64), feature_names=ds.feature_names)
+        scores = det.decision_scores_
+        n_out = int(det.labels_.sum())
+        typer.echo(
+            f"{n_out} of {ds.n_samples} samples flagged as outliers (threshold {det.threshold_:.4g}; "
+            f"fitted in {det.fit_seconds_:.1f} s)"
+        )
+        if explain < 0:
+            raise ConfigError(f"--explain {explain} is invalid: expected an integer >= 0.")
+        for i in np.argsort(-scores, kind="stable")[:explain]:
+            typer.echo(f"sample {i}: " + det.explain(ds.X[i]).summary())
+        if out is not None:
+            if out.suffix != ".csv":
+                raise ConfigError(f"--out {out}: expected a .csv file name.")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            table = np.column_stack([np.arange(ds.n_samples), scores, det.labels_])
+            tmp = out.with_name(out.name + ".tmp")
+            np.savetxt(tmp, table, delimiter=",", header="index,score,outlier", comments="", fmt=["%d", "%.7g", "%d"])
+            os.replace(tmp, out)
+            typer.echo(f"scores written to {out}")
+        if save is not None:
+            typer.echo(f"detector saved to {det.save(save)}")
+    except LucidaeError as err:
+        raise _fail(err) from err
+
+
+def register(app: typer.Typer) -> None:
+    """Add the application commands to the ``lucidae`` app.
+
+    Examples
+    --------
+    >>> app = typer.Typer()
+    >>> register(app)
+    >>> sorted(c.name for c in app.registered_commands)[:1]
+    ['detect']
+    """
+    app.command(name="detect")(detect)
