@@ -63,7 +63,7 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------ configs
     def _config(self, cls: type, **extra: Any) -> Any:
         params = self.get_params(deep=False)
-        values = {f.name: params[f.name] for f in fields(cls) if f.name in params}
+        values = {f.name: _plain(params[f.name]) for f in fields(cls) if f.name in params}
         values.update(extra)
         if isinstance(values.get("hidden_dims"), list):
             values["hidden_dims"] = tuple(values["hidden_dims"])
@@ -378,7 +378,17 @@ def estimator_for(model: str) -> type[BaseAutoEncoder]:
     )
 
 
+def _plain(value: Any) -> Any:
+    """NumPy scalars (as from ``np.arange`` in a parameter grid) as Python numbers, also inside tuples and lists."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (tuple, list)):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    params = {k: _plain(v) for k, v in params.items()}
     return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
 
 

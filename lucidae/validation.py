@@ -362,6 +362,9 @@ def validate_saved_config(config: dict[str, Any], path: Any = "config.json") -> 
         raise _fail(path, f"params has key(s) {unknown} that {name} does not accept; it accepts {sorted(accepted)}.")
     params = {k: tuple(v) if isinstance(v, list) else v for k, v in raw_params.items()}
     est = cls(**params)
+    shape = config.get("image_shape")
+    # As in fit, where image_shape_ is set before the model config is built from the params.
+    est.image_shape_ = tuple(shape) if isinstance(shape, list) and all(_is_int(s) for s in shape) else None
     try:
         est._train_config()
         est._model_config(n)

@@ -174,6 +174,12 @@ def test_invalid_parameters(X, kwargs, fragment):
         _ae(**kwargs).fit(X)
 
 
+def test_numpy_scalar_parameters_are_numbers(X, tmp_path):
+    # np.arange in a parameter grid gives np.int64; it used to be refused as "latent_dim=2 is invalid".
+    ae = _ae(latent_dim=np.int64(2), hidden_dims=tuple(np.array([4])), lr=np.float32(0.01)).fit(X)
+    assert load(ae.save(tmp_path / "m")).get_params()["latent_dim"] == 2
+
+
 def test_unknown_model_name_lists_allowed():
     with pytest.raises(ConfigError, match=r"model='nope' is not known; allowed values are \[.*'dense'"):
         estimator_for("nope")
