@@ -128,6 +128,7 @@ def test_sparsity_hand_computed():
     assert metrics.l0(z, threshold=0.6) == pytest.approx(4 / 3)
     # streaming over batches gives the one-shot answer
     assert metrics.l0([z[:1], z[1:]]) == pytest.approx(5 / 3)
+    assert metrics.l0(iter(list(z))) == pytest.approx(5 / 3)  # a stream of single rows
     h = metrics.density_histogram(z, bins=3)
     assert h["n_dead"] == 1 and sum(h["counts"]) == 3
 
