@@ -19,13 +19,8 @@ from lucidae.models.sparse import geometric_median
 # Ground-truth recovery settings, measured on the 2-core dev container (see docs/readme/sparse.md):
 # 6,000 samples, 15 epochs, batch 256, peak lr 1e-2 recover the 256 atoms at about 0.93.
 RECOVERY = {"epochs": 15, "batch_size": 256, "lr": 1e-2, "validation_fraction": 0.0, "verbose": 0, "random_state": 0}
-# ReLU + L1 at this coefficient recovered 0.68 (L0 about 19); the bound leaves room for platform noise.
-L1_COEFFICIENT = 0.01
-L1_RECOVERY_BOUND = 0.6
-# A 4x overcomplete dictionary for 64 true atoms with a short dead window: without AuxK about 8% of
-# latents end dead, with it about 3.5%.
-AUX_SAMPLES = 3000
-AUX_SETTINGS = {"latent_dim": 256, "k": 4, "epochs": 10, "batch_size": 256, "lr": 1e-2, "dead_window": 2000}
+# ReLU + L1 needs longer: at l1_coefficient 0.01 it reached 0.68 after 15 epochs and 0.947 after 40.
+L1_SETTINGS = {**RECOVERY, "epochs": 40, "l1_coefficient": 0.01}
 
 
 @pytest.fixture(scope="module")
@@ -67,19 +62,18 @@ def test_topk_recovers_the_ground_truth_dictionary(topk, dictionary):
 
 
 def test_relu_l1_recovers_the_dictionary_too(dictionary):
-    sae = SparseAutoEncoder(latent_dim=256, l1_coefficient=L1_COEFFICIENT, **RECOVERY).fit(dictionary.X)
-    assert atom_recovery(dictionary.atoms, sae.components_) >= L1_RECOVERY_BOUND
+    sae = SparseAutoEncoder(latent_dim=256, **L1_SETTINGS).fit(dictionary.X)
+    assert atom_recovery(dictionary.atoms, sae.components_) >= 0.9
     Z = sae.transform(dictionary.X)
-    assert (Z >= 0).all() and 1.0 < (Z != 0).sum(axis=1).mean() < 40.0
+    assert (Z >= 0).all() and 1.0 < (Z != 0).sum(axis=1).mean() < 20.0
 
 
-def test_auxk_lowers_the_fraction_of_dead_latents():
-    X = make_sparse_dictionary(AUX_SAMPLES, n_atoms=64, n_features=32, random_state=2).X
-    kwargs = {**AUX_SETTINGS, "verbose": 0, "validation_fraction": 0.0, "random_state": 0}
-    without = TopKAutoEncoder(aux_k=0, **kwargs).fit(X).dead_fraction(X)
-    with_aux = TopKAutoEncoder(aux_k=64, **kwargs).fit(X).dead_fraction(X)
-    assert without > 0.05  # the setting does produce dead latents
-    assert with_aux < 0.6 * without
+def test_auxk_lowers_the_fraction_of_dead_latents(topk, dictionary):
+    # Same data, seed and settings as the fixture (AuxK on, aux_k=32); measured 0.016 with and 0.062 without.
+    without = TopKAutoEncoder(latent_dim=256, k=4, aux_k=0, **RECOVERY).fit(dictionary.X)
+    dead_without = without.dead_fraction(dictionary.X)
+    assert dead_without > 0.03  # the setting does produce dead latents
+    assert topk.dead_fraction(dictionary.X) < 0.5 * dead_without
 
 
 def test_save_load_round_trip_is_exact(topk, dictionary, tmp_path):
@@ -131,7 +125,7 @@ def test_l1_penalty_is_weighted_by_decoder_column_norms():
     loss = sae.loss(x, x)
     assert float(loss.terms["mse"]) == pytest.approx(8.5)
     assert float(loss.terms["l1"]) == pytest.approx(8.0)
-    assert float(loss.total) == pytest.approx(12.5)
+    assert float(loss.total.detach()) == pytest.approx(12.5)
 
 
 def test_geometric_median_matches_direct_minimisation(rng):
