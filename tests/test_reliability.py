@@ -207,6 +207,14 @@ def test_csv_parses_what_it_accepts(tmp_path):
     assert load_array(path).X.tolist() == [[1000.0, 12.0], [2.0, 3.0]]
 
 
+def test_csv_with_only_the_target_column(tmp_path):
+    # Found by test_fuzz.py: this used to end in an IndexError.
+    path = tmp_path / "t.csv"
+    path.write_text("a\n0\n")
+    with pytest.raises(DataError, match="no feature columns besides target_column='a'"):
+        load_array(path, target_column="a")
+
+
 def test_npy_with_objects_is_refused_without_unpickling(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.npy"

@@ -339,6 +339,8 @@ def _read_csv(path: Path, target_column: str | None) -> Dataset:
         if all(_is_number(v) for v in y):
             y = y.astype(np.float64)
         header, columns = header[:t] + header[t + 1 :], columns[:t] + columns[t + 1 :]
+    if not header:
+        raise DataError(f"{path} has no feature columns besides target_column={target_column!r}.")
     bad = [name for name, col in zip(header, columns) if not all(_is_number(v) for v in col)]
     if bad:
         first = next(v for v in columns[header.index(bad[0])] if not _is_number(v))
@@ -348,8 +350,6 @@ def _read_csv(path: Path, target_column: str | None) -> Dataset:
         )
     # float() per cell, as in _is_number: numpy's own parser disagrees on "1_000" or non-ASCII digits.
     X = np.array([[float(v) for v in col] for col in columns], dtype=np.float64).T.copy()
-    if X.shape[1] == 0:
-        raise DataError(f"{path} has no feature columns left.")
     return Dataset(
         X=X,
         y=y,
