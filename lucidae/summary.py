@@ -214,7 +214,7 @@ def summarize(
         "explained_variance",
         "fidelity",
         ev,
-        f"the code keeps {_pct(ev)} of the variance of the data"
+        f"the code keeps {_pct(ev)} of the variance of the data."
         if ev >= 0
         else f"explained variance {_pct(ev)}: the reconstruction is worse than predicting the mean sample.",
     )
@@ -274,6 +274,12 @@ def summarize(
 
         Xsub = _rows(X, sub)
         angles = metrics.pca_angles(decoder_directions(estimator, Xsub), estimator._prepare(Xsub))
+        add(
+            "pca_angle_mean",
+            "structure",
+            float(angles.mean()),
+            f"mean principal angle {angles.mean():.0f} degrees between the latents' write directions and PCA's.",
+        )
         add(
             "pca_angle_max",
             "structure",
