@@ -162,3 +162,39 @@ def test_bad_requests_are_named(classic, digits):
         explain.attribute_error(classic, X, baseline="noise")
     with pytest.raises(ConfigError, match="method"):
         explain.latent_map(classic, X, method="umap")
+
+
+def _estimator_names():
+    from lucidae.estimators import ESTIMATORS
+
+    return sorted(ESTIMATORS)
+
+
+@pytest.mark.parametrize("name", _estimator_names())
+def test_every_estimator_can_be_explained_and_summarised(name, digits):
+    import inspect
+
+    from lucidae.estimators import ESTIMATORS
+    from lucidae.summary import summarize
+
+    cls = ESTIMATORS[name]
+    params = inspect.signature(cls.__init__).parameters
+    wanted = {
+        "epochs": 1,
+        "verbose": 0,
+        "random_state": 0,
+        "latent_dim": 8,
+        "image_shape": (1, 8, 8),
+        "conv_channels": (4,),
+    }
+    est = cls(**{k: v for k, v in wanted.items() if k in params}).fit(digits.X[:200], image_shape=(8, 8))
+    X = digits.X[200:300]
+    assert explain.latent_writes(est, X, latents=[0])[0].image.shape == (8, 8)
+    assert explain.latent_reads(est, X, latents=[1], n_top=3)[0].top_images.shape == (3, 8, 8)
+    assert np.isfinite(explain.traverse(est, X, 2, n_steps=3).recon).all()
+    attr = explain.attribute_error(est, X[:2], method="torch", n_steps=32)
+    gap = attr.output - attr.baseline_output
+    assert np.abs(attr.delta).max() <= 1e-3 + 0.05 * np.abs(gap).max()
+    assert explain.latent_map(est, X).coords.shape == (100, 2)
+    s = summarize(est, X, y=digits.y[200:300])
+    assert np.isfinite(s["fvu"]) and 0 <= s["l0"] <= 8
