@@ -198,3 +198,22 @@ def test_every_estimator_can_be_explained_and_summarised(name, digits):
     assert explain.latent_map(est, X).coords.shape == (100, 2)
     s = summarize(est, X, y=digits.y[200:300])
     assert np.isfinite(s["fvu"]) and 0 <= s["l0"] <= 8
+
+
+def test_tabular_explanations_name_features_and_tsne_map():
+    from sklearn.datasets import load_diabetes
+
+    data = load_diabetes()
+    X, names = data.data[:200], list(data.feature_names)
+    ae = AutoEncoder(hidden_dims=(8,), latent_dim=3, epochs=2, verbose=0, random_state=0)
+    ae.fit(X, feature_names=names)
+    w = explain.latent_writes(ae, X, latents=[0], n_top=4)[0]
+    assert w.image is None and len(w.top_features) == 4
+    assert {f["name"] for f in w.top_features} <= set(names)
+    assert w.top_features[0]["weight"] == pytest.approx(w.direction[names.index(w.top_features[0]["name"])])
+    r = explain.latent_reads(ae, X, latents=[0])[0]
+    assert r.top_images is None and r.top_labels is None
+    attr = explain.attribute_latent(ae, X[:2], 0, method="torch", n_steps=8, baseline=X.mean(0))
+    assert attr.top_features(1, k=2)[0]["name"] in names
+    m = explain.latent_map(ae, X[:90], method="tsne", color=data.target[:90])
+    assert m.coords.shape == (90, 2) and np.isfinite(m.coords).all() and m.explained_variance_ratio == []
