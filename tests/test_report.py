@@ -1,5 +1,6 @@
 import base64
 import functools
+import html as html_lib
 import io
 import json
 import re
@@ -317,3 +318,25 @@ def test_sweep_reuses_finished_runs(tiny_sweep):
     run_sweep(cfg, out, log=lines.append)
     assert len(lines) == 6 and all(": reused" in line for line in lines)
     assert mtimes == {n: (out / n / "model.safetensors").stat().st_mtime_ns for n in mtimes}
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, fragment",
+    [
+        ("SparseAutoEncoder", {}, "AutoEncoder (model family 'sparse')"),
+        ("TopKAutoEncoder", {"k": 2}, "TopK keeps k=2 latents"),
+        ("VAE", {"hidden_dims": (16,)}, "(model family 'vae')"),
+        ("ConvAutoEncoder", {"conv_channels": (4, 8), "hidden_dims": ()}, "convolutions with channels (4, 8)"),
+    ],
+)
+def test_report_works_for_every_model_family(digits, tmp_path, name, kwargs, fragment):
+    from lucidae.estimators import ESTIMATORS
+
+    if name not in ESTIMATORS:
+        pytest.skip(f"{name} is not part of this lucidae")
+    est = ESTIMATORS[name](latent_dim=4, epochs=1, verbose=0, random_state=0, **kwargs)
+    out, _ = fit_run(est, digits, DataConfig(data="digits"), tmp_path / name, quiet=True)
+    html = build_report(out, max_latents=2).read_text()
+    assert fragment in html_lib.unescape(html)
+    assert len(re.findall(r'<div class="card( dead)?" id="latent-', html)) == 2
+    assert _metrics(out)["estimator"] == name

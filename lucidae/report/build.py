@@ -96,7 +96,13 @@ def _finite_or_none(value: float | None) -> float | None:
 def _architecture(est: Any) -> str:
     cfg = est.model_config_
     dims = [cfg.input_dim, *cfg.hidden_dims, cfg.latent_dim, *cfg.hidden_dims[::-1], cfg.input_dim]
-    return "-".join(str(d) for d in dims)
+    text = "-".join(str(d) for d in dims)
+    if cfg.model == "conv" or getattr(cfg, "architecture", "dense") == "conv":
+        channels = ", ".join(str(c) for c in getattr(cfg, "conv_channels", ()))
+        text = f"convolutions with channels ({channels}), then dense {text} (mirrored in the decoder)"
+    if cfg.model == "topk":
+        text += f"; TopK keeps k={cfg.k} latents per sample"
+    return text
 
 
 def _eval_split(run: dict[str, Any], n_samples: int) -> tuple[np.ndarray, np.ndarray, bool]:
