@@ -23,7 +23,7 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 import typer
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from lucidae import AutoEncoder, load
@@ -59,9 +59,12 @@ def outcome(fn, *args, **kwargs):
     """``fn(*args)``'s result, or None when it raised a LucidaeError; anything else propagates."""
     with time_limit():
         try:
-            return fn(*args, **kwargs)
-        except LucidaeError:
+            result = fn(*args, **kwargs)
+        except LucidaeError as err:
+            event(f"{fn.__name__}: {type(err).__name__}")  # --hypothesis-show-statistics shows the mix
             return None
+    event(f"{fn.__name__}: valid")
+    return result
 
 
 # --------------------------------------------------------------------------- mutation strategies
@@ -80,6 +83,45 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
     max_leaves=6,
 )
+
+
+VOCABULARY = [
+    "relu",
+    "linear",
+    "sigmoid",
+    "tanh",
+    "dense",
+    "identity",
+    "minmax",
+    "standard",
+    "uint8",
+    "auto",
+    "cpu",
+    "cuda",
+    "cosine",
+    "constant",
+    "AutoEncoder",
+    "TopKAutoEncoder",
+    "F32",
+    "F64",
+    "I64",
+    "",
+]
+
+
+def _like(value):
+    """Values of the same JSON type as ``value``, mostly plausible ones."""
+    if isinstance(value, bool):
+        return st.booleans()
+    if isinstance(value, int):
+        return st.integers(-2, 70) | st.sampled_from(INTERESTING_NUMBERS)
+    if isinstance(value, float):
+        return st.floats(-2.0, 70.0) | st.sampled_from([0.0, 1e-300, 1e300])
+    if isinstance(value, str):
+        return st.sampled_from(VOCABULARY) | st.text(max_size=8)
+    if isinstance(value, list):
+        return st.lists(st.integers(-1, 9), max_size=4) | st.just(value[:-1])
+    return json_values
 
 
 def _paths(obj, prefix=()):
@@ -103,7 +145,7 @@ def mutate_json(data, obj):
     obj = copy.deepcopy(obj)
     for _ in range(data.draw(st.integers(1, 3), label="n_mutations")):
         paths = list(_paths(obj))
-        kind = data.draw(st.sampled_from(["replace", "delete", "insert"]), label="kind")
+        kind = data.draw(st.sampled_from(["replace", "perturb", "delete", "insert"]), label="kind")
         if kind == "insert":
             containers = [p for p in paths if isinstance(_parent(obj, (*p, None)), (dict, list))]
             target = _parent(obj, (*data.draw(st.sampled_from(containers), label="where"), None))
@@ -120,6 +162,8 @@ def mutate_json(data, obj):
         parent = _parent(obj, path)
         if kind == "delete":
             del parent[path[-1]]
+        elif kind == "perturb":  # same type, plausible value: the mutations that still load, and must then work
+            parent[path[-1]] = data.draw(_like(parent[path[-1]]), label="value")
         else:
             parent[path[-1]] = data.draw(json_values, label="value")
     return obj
@@ -195,7 +239,7 @@ def _write_model(run, config_bytes, weights):
 def test_mutated_config_json(template, workdir, X, data):
     config = mutate_json(data, template["config"])
     text = json.dumps(config).encode()
-    if data.draw(st.booleans(), label="also_bytes"):
+    if data.draw(st.integers(0, 3), label="also_bytes") == 0:
         text = mutate_bytes(data, text)
     run = workdir / "config"
     _write_model(run, text, template["weights"])
