@@ -140,6 +140,22 @@ def test_object_array_of_numbers_is_accepted(X):
     np.testing.assert_array_equal(ae.transform(X.astype(object)), ae.transform(X))
 
 
+def test_dataframe_text_columns_are_named():
+    from lucidae.validation import check_numeric
+
+    class Frame:  # the parts of a pandas DataFrame check_numeric reads (pandas is not a dependency)
+        columns = ["size", "colour", "codes"]
+        dtypes = [np.dtype(float), np.dtype(object), np.dtype(object)]
+        iloc = None
+        data = {"size": np.ones(2), "colour": np.array(["red", "blue"], dtype=object), "codes": np.array(["1", 2])}
+
+        def __getitem__(self, name):
+            return self.data[name]
+
+    with pytest.raises(DataError, match=r"X has non-numeric column\(s\) \['colour'\]\. Encode them"):
+        check_numeric(Frame())
+
+
 def test_complex_numbers(X):
     with pytest.raises(DataError, match="Complex data not supported: X has dtype complex128"):
         _ae().fit(X + 1j)
