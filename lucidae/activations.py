@@ -74,12 +74,14 @@ def record_activations(
     layer : torch.nn.Module or str
         The submodule whose output is recorded, or its dotted name in
         ``model.named_modules()`` (for example ``"encoder.layers.3.mlp"``).
-    data : array-like or Tensor of shape (n_samples, ...)
-        Model inputs, fed in slices of ``batch_size`` along the first axis (NumPy
-        arrays are converted to tensors batch by batch; integer arrays such as token
-        ids keep their dtype).
+    data : Tensor or ndarray of shape (n_samples, ...), or an iterable of batches
+        Model inputs. A tensor or array (a memory map included) is fed in slices of
+        ``batch_size`` along the first axis; integer inputs such as token ids keep their
+        dtype. Anything else is iterated as ready-made batches, such as a
+        ``DataLoader``: a batch that is a tuple or list is ``(inputs, ...)`` and only its
+        first element goes to the model; a dict is passed as keyword arguments.
     batch_size : int, default=256
-        Samples per forward pass.
+        Samples per forward pass when ``data`` is a tensor or array.
     positions : bool, default=False
         False: each sample's output is flattened to one row, giving
         ``(n_samples, prod(output.shape[1:]))``. True: every position of a
@@ -117,12 +119,13 @@ def record_activations(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise DataError(f"batch_size={batch_size!r} is invalid: expected an integer >= 1.")
     target = _resolve_layer(model, layer)
-    n = len(data)
-    if n < 1:
-        raise DataError("record_activations got no samples: data is empty.")
     if device is None:
         first = next(model.parameters(), None)
         device = first.device if first is not None else torch.device("cpu")
+    sliceable = isinstance(data, (Tensor, np.ndarray)) or (hasattr(data, "__len__") and hasattr(data, "shape"))
+    n = len(data) if sliceable else None
+    if n == 0:
+        raise DataError("record_activations got no samples: data is empty.")
     captured: list[Tensor] = []
 
     def hook(module: nn.Module, inputs: Any, output: Any) -> None:
@@ -131,49 +134,112 @@ def record_activations(
         if stop_after_layer:
             raise _Stop
 
-    result: np.ndarray | None = None
+    sink = _Sink(n, out)
     row_shape: tuple[int, ...] | None = None
-    rows_per_sample = 1
-    written = 0
+    seen = 0
     was_training = model.training
     handle = target.register_forward_hook(hook)
     model.eval()
     try:
         with torch.no_grad():
-            for start in range(0, n, batch_size):
-                chunk = data[start : start + batch_size]
-                xb = chunk if isinstance(chunk, Tensor) else torch.as_tensor(np.asarray(chunk))
-                if xb.is_floating_point():
-                    xb = xb.to(torch.float32)
+            for batch in _batches(data, batch_size) if sliceable else data:
                 captured.clear()
                 try:
-                    model(xb.to(device))
+                    _call(model, batch, device)
                 except _Stop:
                     pass
                 if not captured:
                     raise DataError(f"layer {layer!r} did not run during the forward pass; pick a layer that does.")
                 act = captured[0].float()  # (batch, ...)
-                rows = act.reshape(-1, act.shape[-1]) if positions else act.reshape(act.shape[0], -1)  # (rows, d)
-                if result is None:
-                    rows_per_sample = rows.shape[0] // act.shape[0]
+                if row_shape is None:
                     row_shape = tuple(act.shape[1:])
-                    shape = (n * rows_per_sample, rows.shape[1])
-                    if out is None:
-                        result = np.empty(shape, dtype=np.float32)
-                    else:
-                        Path(out).parent.mkdir(parents=True, exist_ok=True)
-                        result = np.lib.format.open_memmap(Path(out), mode="w+", dtype=np.float32, shape=shape)
                 elif tuple(act.shape[1:]) != row_shape:
                     raise DataError(
                         f"The layer's output per sample changed shape from {row_shape} to "
-                        f"{tuple(act.shape[1:])} at sample {start}; pad inputs to one length."
+                        f"{tuple(act.shape[1:])} at sample {seen}; pad inputs to one length."
                     )
-                result[written : written + rows.shape[0]] = rows.cpu().numpy()
-                written += rows.shape[0]
+                rows = act.reshape(-1, act.shape[-1]) if positions else act.reshape(act.shape[0], -1)  # (rows, d)
+                sink.write(rows.cpu().numpy(), rows_per_sample=rows.shape[0] // max(act.shape[0], 1))
+                seen += act.shape[0]
     finally:
         handle.remove()
         model.train(was_training)
-    if isinstance(result, np.memmap):
+    if seen == 0:
+        raise DataError("record_activations got no samples: data is empty.")
+    return sink.finish()
+
+
+def _batches(data: Any, batch_size: int) -> Any:
+    for start in range(0, len(data), batch_size):
+        yield data[start : start + batch_size]
+
+
+def _call(model: nn.Module, batch: Any, device: Any) -> None:
+    # A DataLoader yields (inputs, labels) pairs or dicts of keyword inputs (Hugging Face style).
+    def move(x: Any) -> Any:
+        if isinstance(x, np.ndarray):
+            x = torch.from_numpy(np.ascontiguousarray(x))
+        if isinstance(x, Tensor):
+            return (x.to(torch.float32) if x.is_floating_point() else x).to(device)
+        return x
+
+    if isinstance(batch, dict):
+        model(**{k: move(v) for k, v in batch.items()})
+    elif isinstance(batch, (tuple, list)):
+        model(move(batch[0]))
+    else:
+        model(move(batch))
+
+
+class _Sink:
+    """Collects rows: preallocated when the sample count is known, else appended."""
+
+    def __init__(self, n_samples: int | None, out: str | os.PathLike | None):
+        self.n_samples, self.out = n_samples, None if out is None else Path(out)
+        self.array: np.ndarray | None = None
+        self.parts: list[np.ndarray] = []
+        self.raw: Any = None
+        self.written = 0
+        self.width = 0
+
+    def write(self, rows: np.ndarray, rows_per_sample: int) -> None:
+        if self.array is None and not self.parts and self.raw is None:
+            self.width = rows.shape[1]
+            if self.out is not None:
+                self.out.parent.mkdir(parents=True, exist_ok=True)
+            if self.n_samples is not None:
+                shape = (self.n_samples * rows_per_sample, self.width)
+                if self.out is None:
+                    self.array = np.empty(shape, dtype=np.float32)
+                else:
+                    self.array = np.lib.format.open_memmap(self.out, mode="w+", dtype=np.float32, shape=shape)
+            elif self.out is not None:
+                # Unknown length: stream raw rows beside the target, add the .npy header at the end.
+                self.raw = open(self.out.with_name(self.out.name + ".rows.tmp"), "wb")  # noqa: SIM115
+        if self.array is not None:
+            self.array[self.written : self.written + rows.shape[0]] = rows
+        elif self.raw is not None:
+            self.raw.write(np.ascontiguousarray(rows, dtype=np.float32).tobytes())
+        else:
+            self.parts.append(rows.astype(np.float32, copy=False))
+        self.written += rows.shape[0]
+
+    def finish(self) -> np.ndarray:
+        if self.array is not None:
+            if isinstance(self.array, np.memmap):
+                self.array.flush()
+            return self.array
+        if self.raw is None:
+            return np.concatenate(self.parts, axis=0)
+        assert self.out is not None
+        tmp = Path(self.raw.name)
+        self.raw.close()
+        rows = np.memmap(tmp, dtype=np.float32, mode="r", shape=(self.written, self.width))
+        result = np.lib.format.open_memmap(self.out, mode="w+", dtype=np.float32, shape=rows.shape)
+        step = max(1, (64 << 20) // (4 * max(self.width, 1)))  # copy in 64 MiB pieces
+        for start in range(0, self.written, step):
+            result[start : start + step] = rows[start : start + step]
         result.flush()
-    assert result is not None
-    return result
+        del rows
+        tmp.unlink()
+        return result

@@ -278,3 +278,32 @@ def test_record_activations_per_position_and_errors():
     assert record_activations(model, "embed", ids).shape == (6, 20)
     with pytest.raises(DataError, match="not a submodule"):
         record_activations(model, "decoder", ids)
+
+
+def test_record_activations_from_a_dataloader_in_memory_and_on_disk(tmp_path):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 6), torch.nn.ReLU(), torch.nn.Linear(6, 1))
+    x = torch.randn(25, 3)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, torch.zeros(25)), batch_size=7)
+    with torch.no_grad():
+        direct = net[1](net[0](x)).numpy()
+    np.testing.assert_allclose(record_activations(net, "1", loader), direct, rtol=1e-6)
+    path = tmp_path / "loader.npy"
+    record_activations(net, "1", loader, out=path)
+    np.testing.assert_allclose(np.load(path), direct, rtol=1e-6)
+    assert [p.name for p in tmp_path.iterdir()] == ["loader.npy"]  # the row stream was removed
+
+    class Keywords(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = net
+
+        def forward(self, inputs, scale):
+            return self.body(inputs * scale)
+
+    batches = [{"inputs": x[:10], "scale": 2.0}, {"inputs": x[10:], "scale": 2.0}]
+    with torch.no_grad():
+        doubled = net[1](net[0](2.0 * x)).numpy()
+    np.testing.assert_allclose(record_activations(Keywords(), "body.1", batches), doubled, rtol=1e-6)
+    with pytest.raises(DataError, match="no samples"):
+        record_activations(net, "1", [])
