@@ -222,6 +222,25 @@ class ModelConfig(_Config):
     """Sparse models: weight of the AuxK loss relative to the reconstruction error (Gao et al. use 1/32)."""
     dead_window: int = 10000
     """Sparse models: a latent that has not fired for this many training samples counts as dead (AuxK)."""
+    image_shape: tuple[int, ...] = ()
+    """Convolutional models: (channels, height, width) or (height, width) of one sample; taken from the
+    data (fit's image_shape, or the dataset) when left empty."""
+    conv_channels: tuple[int, ...] = (32, 32, 64, 64)
+    """Convolutional models: channels of each 4x4, stride-2 conv layer (each halves height and width);
+    hidden_dims then gives the dense layers between the convolutions and the code."""
+    architecture: str = "dense"
+    """"vae"/"tcvae" models: "dense" (MLP through hidden_dims) or "conv" (conv_channels, then hidden_dims;
+    needs image_shape) encoder and mirrored decoder."""
+    beta: float = 6.0
+    """"vae": weight of the KL term (1 = plain VAE, > 1 = beta-VAE); "tcvae": weight of the total
+    correlation. Higher trades reconstruction for more independent latents."""
+    likelihood: str = "bernoulli"
+    """"vae"/"tcvae" models: "bernoulli" for data in [0, 1] such as binary images (needs
+    output_activation "sigmoid"), or "gaussian" with a learned shared variance."""
+    mi_weight: float = 1.0
+    """"tcvae": weight (alpha) of the index-code mutual information term (Chen et al. 2018)."""
+    dim_kl_weight: float = 1.0
+    """"tcvae": weight (gamma) of the dimension-wise KL term (Chen et al. 2018)."""
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid field."""
@@ -262,6 +281,54 @@ class ModelConfig(_Config):
         _positive_int("aux_k", self.aux_k, minimum=0)
         _finite("aux_coefficient", self.aux_coefficient, 0.0, 1e3)
         _positive_int("dead_window", self.dead_window)
+        self._validate_conv_and_vae()
+
+    def _validate_dense_levers(self) -> None:
+        _check(isinstance(self.tied, bool), f"tied={self.tied!r} must be true or false.")
+        for name in ("encoder_l1", "encoder_l2", "decoder_l1", "decoder_l2"):
+            _finite(name, getattr(self, name), 0.0, 1e3)
+        _one_of("noise", self.noise, ("none", "gaussian", "mask"))
+        _finite("noise_level", self.noise_level, 0.0, 100.0)
+        _check(
+            self.noise != "mask" or self.noise_level < 1.0,
+            f"noise_level={self.noise_level!r} is invalid for noise='mask': it is the probability of zeroing "
+            "an input, so it must be below 1 (0.1 to 0.5 is typical).",
+        )
+
+    def _validate_conv_and_vae(self) -> None:
+        for name in ("image_shape", "conv_channels"):
+            value = getattr(self, name)
+            _check(
+                isinstance(value, tuple)
+                and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 100_000 for v in value),
+                f"{name}={value!r} is invalid: expected a tuple of positive integers.",
+            )
+        _check(
+            len(self.image_shape) in (0, 2, 3),
+            f"image_shape={self.image_shape!r} is invalid: expected (height, width), (channels, height, width) "
+            "or () for data that is not an image.",
+        )
+        _check(
+            1 <= len(self.conv_channels) <= 16,
+            f"conv_channels={self.conv_channels!r} is invalid: expected 1 to 16 layers, such as (32, 32, 64, 64).",
+        )
+        _one_of("architecture", self.architecture, ("dense", "conv"))
+        _finite("beta", self.beta, 0.0, 1e4)
+        _one_of("likelihood", self.likelihood, ("bernoulli", "gaussian"))
+        _finite("mi_weight", self.mi_weight, 0.0, 1e4)
+        _finite("dim_kl_weight", self.dim_kl_weight, 0.0, 1e4)
+        variational = self.model in ("vae", "tcvae")
+        _check(
+            not variational or self.likelihood != "bernoulli" or self.output_activation == "sigmoid",
+            f"likelihood='bernoulli' models data in [0, 1] through a sigmoid, but output_activation="
+            f"{self.output_activation!r}. Set output_activation='sigmoid', or likelihood='gaussian'.",
+        )
+        # An empty image_shape is filled from the data at fit; the module refuses it if it stays empty.
+        convolutional = self.model == "conv" or (variational and self.architecture == "conv")
+        if self.input_dim > 0 and self.image_shape and convolutional:
+            from lucidae.models.conv import check_conv_config
+
+            check_conv_config(self)
 
 
 @dataclass

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 from torch import nn
 
+from lucidae.models.conv import ConvolutionalAutoEncoder, ConvOutput
 from lucidae.models.dense import DenseAutoEncoder, Loss, Output
 from lucidae.models.sparse import SAE, SparseOutput
+from lucidae.models.vae import VAEOutput, VariationalAutoEncoder
 
 MODELS: dict[str, type[nn.Module]] = {
     "dense": DenseAutoEncoder,
     "sparse": SAE,
     "topk": SAE,
+    "conv": ConvolutionalAutoEncoder,
+    "vae": VariationalAutoEncoder,
+    "tcvae": VariationalAutoEncoder,
 }
 """Model family name (``ModelConfig.model``) to module class."""
 
@@ -42,4 +47,16 @@ def build_model(cfg) -> nn.Module:
     return MODELS[cfg.model](cfg)
 
 
-__all__ = ["MODELS", "DenseAutoEncoder", "Loss", "Output", "SAE", "SparseOutput", "build_model"]
+__all__ = [
+    "MODELS",
+    "ConvOutput",
+    "ConvolutionalAutoEncoder",
+    "DenseAutoEncoder",
+    "Loss",
+    "Output",
+    "SAE",
+    "SparseOutput",
+    "VAEOutput",
+    "VariationalAutoEncoder",
+    "build_model",
+]

@@ -1,0 +1,253 @@
+import inspect
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from lucidae import load
+from lucidae.cli import app
+from lucidae.config import DataConfig, ModelConfig, TrainConfig, defaults
+from lucidae.datasets import make_shapes
+from lucidae.errors import ConfigError, LucidaeError
+from lucidae.estimators import VAE, AutoEncoder, BetaTCVAE, ConvAutoEncoder, estimator_for
+from lucidae.metrics import fvu, mig
+from lucidae.models import build_model
+from lucidae.models.conv import ConvolutionalAutoEncoder
+from lucidae.models.vae import VariationalAutoEncoder, kl_to_standard_normal, tc_decomposition
+
+VAE_ONLY = {"beta", "likelihood", "architecture", "image_shape", "conv_channels", "mi_weight", "dim_kl_weight"}
+SHARED = {"hidden_dims", "latent_dim", "activation", "output_activation"}
+
+
+def _quiet(**kwargs):
+    return {"verbose": 0, "random_state": 0, **kwargs}
+
+
+@pytest.fixture(scope="module")
+def shapes16():
+    return make_shapes(3000, image_size=16, random_state=0)
+
+
+# ---------------------------------------------------------------- parameters mirror the configs
+@pytest.mark.parametrize(
+    "cls, model_fields",
+    [
+        (VAE, SHARED | VAE_ONLY),
+        (BetaTCVAE, SHARED | VAE_ONLY),
+        (ConvAutoEncoder, SHARED | {"latent_activation", "image_shape", "conv_channels"}),
+    ],
+)
+def test_parameters_mirror_the_configs(cls, model_fields):
+    sig = inspect.signature(cls.__init__).parameters
+    params = {k: v.default for k, v in sig.items() if k != "self"}
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for k, p in sig.items() if k != "self")
+    expected = {k: v for k, v in defaults(ModelConfig).items() if k in model_fields}
+    expected.update({k: v for k, v in defaults(TrainConfig).items()})
+    expected["scaling"] = defaults(DataConfig)["scaling"]
+    assert params == expected
+    assert estimator_for(cls._model_name) is cls
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"beta": -1.0}, "beta=-1.0"),
+        ({"likelihood": "poisson"}, "likelihood='poisson'"),
+        ({"architecture": "rnn"}, "architecture='rnn'"),
+        ({"likelihood": "bernoulli", "output_activation": "linear"}, "output_activation='sigmoid'"),
+        ({"architecture": "conv"}, "needs image_shape"),
+        ({"architecture": "conv", "image_shape": (8, 8), "conv_channels": (4, 4, 4, 4)}, "at most 3"),
+        ({"architecture": "conv", "image_shape": (4, 4)}, "does not fit 64 features"),
+    ],
+)
+def test_invalid_vae_parameters_are_named(kwargs, fragment, digits):
+    with pytest.raises(LucidaeError, match=fragment):
+        VAE(epochs=1, **_quiet(**kwargs)).fit(digits.X[:50])
+
+
+# ---------------------------------------------------------------- the objective against references
+def test_kl_matches_torch_distributions(rng):
+    mu, logvar = torch.from_numpy(rng.normal(size=(7, 3))), torch.from_numpy(rng.normal(size=(7, 3)))
+    q = torch.distributions.Normal(mu, torch.exp(0.5 * logvar))
+    p = torch.distributions.Normal(torch.zeros_like(mu), torch.ones_like(mu))
+    expected = torch.distributions.kl_divergence(q, p).sum(dim=1)
+    assert torch.allclose(kl_to_standard_normal(mu, logvar), expected)
+
+
+def test_tc_decomposition_matches_a_loop(rng):
+    m, d, n_data = 6, 3, 100
+    mu, logvar = rng.normal(size=(m, d)), rng.normal(size=(m, d)) * 0.5
+    z = mu + np.exp(0.5 * logvar) * rng.normal(size=(m, d))
+
+    def log_normal(x, mean, lv):
+        return -0.5 * (math.log(2 * math.pi) + lv + (x - mean) ** 2 / math.exp(lv))
+
+    mi = tc = dim_kl = 0.0
+    for i in range(m):
+        log_qzx = sum(log_normal(z[i, k], mu[i, k], logvar[i, k]) for k in range(d))
+        log_pz = sum(log_normal(z[i, k], 0.0, 0.0) for k in range(d))
+        joint = [math.exp(sum(log_normal(z[i, k], mu[j, k], logvar[j, k]) for k in range(d))) for j in range(m)]
+        log_qz = math.log(sum(joint) / (n_data * m))
+        log_prod = sum(
+            math.log(sum(math.exp(log_normal(z[i, k], mu[j, k], logvar[j, k])) for j in range(m)) / (n_data * m))
+            for k in range(d)
+        )
+        mi += (log_qzx - log_qz) / m
+        tc += (log_qz - log_prod) / m
+        dim_kl += (log_prod - log_pz) / m
+    t = [torch.from_numpy(a) for a in (z, mu, logvar)]
+    parts = tc_decomposition(*t, n_data)
+    assert float(parts["mi"]) == pytest.approx(mi)
+    assert float(parts["tc"]) == pytest.approx(tc)
+    assert float(parts["dim_kl"]) == pytest.approx(dim_kl)
+
+
+def test_total_correlation_sees_dependence():
+    # Two latents that copy each other share about log(1 / 0.05) = 3 nats; independent ones share none.
+    # The minibatch-weighted estimate is biased (by a similar amount in both), so compare the two.
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(512, 1, generator=g)
+    logvar = torch.full((512, 2), -6.0)  # posterior std 0.05
+    copies, independent = base.repeat(1, 2), torch.randn(512, 2, generator=g)
+    tc_copies = float(tc_decomposition(copies, copies, logvar, 512)["tc"])
+    tc_independent = float(tc_decomposition(independent, independent, logvar, 512)["tc"])
+    assert tc_copies - tc_independent > 1.5
+
+
+def test_gaussian_likelihood_uses_the_maximum_likelihood_variance(rng):
+    cfg = ModelConfig(model="vae", input_dim=5, latent_dim=2, likelihood="gaussian", output_activation="linear")
+    vae = VariationalAutoEncoder(cfg)
+    logits, target = torch.from_numpy(rng.normal(size=(4, 5))), torch.from_numpy(rng.normal(size=(4, 5)))
+    sigma = (target - logits).pow(2).mean().sqrt()
+    expected = -torch.distributions.Normal(logits, sigma).log_prob(target).sum(dim=1)
+    assert torch.allclose(vae.nll(logits, target), expected)
+    # The variance that maximises the likelihood beats any other.
+    other = -torch.distributions.Normal(logits, 1.5 * sigma).log_prob(target).sum()
+    assert float(vae.nll(logits, target).sum()) < float(other)
+
+
+def test_bernoulli_likelihood_is_binary_cross_entropy():
+    vae = VariationalAutoEncoder(ModelConfig(model="vae", input_dim=3, latent_dim=2))
+    logits, target = torch.tensor([[0.0, 2.0, -1.0]]), torch.tensor([[1.0, 0.0, 1.0]])
+    p = torch.sigmoid(logits)
+    expected = -(target * p.log() + (1 - target) * (1 - p).log()).sum()
+    assert float(vae.nll(logits, target)[0]) == pytest.approx(float(expected), rel=1e-6)
+
+
+# ---------------------------------------------------------------- beta-VAE acceptance
+def test_kl_at_convergence_falls_as_beta_rises(digits):
+    kls = []
+    for beta in (0.5, 2.0, 8.0):
+        vae = VAE(beta=beta, latent_dim=8, hidden_dims=(64,), epochs=40, validation_fraction=0.0, **_quiet())
+        vae.fit(digits.X)
+        kls.append(np.mean([r["kl"] for r in vae.history_.records[-5:]]))
+    assert kls[0] > 1.3 * kls[1] > 1.3**2 * kls[2] > 0, kls
+
+
+def test_sample_and_interpolate(digits):
+    X = digits.X
+    vae = VAE(beta=1.0, latent_dim=4, hidden_dims=(32,), epochs=5, **_quiet()).fit(X)
+    s1, s2 = vae.sample(6, random_state=1), vae.sample(6, random_state=1)
+    assert s1.shape == (6, 64) and np.array_equal(s1, s2)
+    assert not np.array_equal(s1, vae.sample(6, random_state=2))
+    assert 0.0 <= s1.min() and s1.max() <= 1.0  # Bernoulli means, in the data's units
+    path = vae.interpolate(X[0], X[1], steps=5)
+    assert path.shape == (5, 64)
+    ends = vae.reconstruct(X[:2])
+    np.testing.assert_allclose(path[0], ends[0], atol=1e-6)
+    np.testing.assert_allclose(path[-1], ends[1], atol=1e-6)
+    z = vae.transform(X[:2])
+    np.testing.assert_allclose(path[2], vae.inverse_transform(z.mean(axis=0, keepdims=True))[0], atol=1e-6)
+    with pytest.raises(ValueError, match="steps=1"):
+        vae.interpolate(X[0], X[1], steps=1)
+    # transform is deterministic: the posterior mean, not a sample.
+    assert np.array_equal(vae.transform(X[:10]), vae.transform(X[:10]))
+
+
+# ---------------------------------------------------------------- convolutional networks
+@pytest.mark.parametrize("shape, channels", [((1, 28, 28), (4, 4, 4)), ((3, 9, 7), (4, 4)), ((8, 8), (4,))])
+def test_conv_shapes_round_trip_including_odd_sizes(shape, channels):
+    n_features = int(np.prod(shape))
+    cfg = ModelConfig(model="conv", input_dim=n_features, image_shape=shape, conv_channels=channels, latent_dim=3)
+    out = ConvolutionalAutoEncoder(cfg)(torch.rand(2, n_features))
+    assert tuple(out.recon.shape) == (2, n_features) and tuple(out.latent.shape) == (2, 3)
+    vcfg = ModelConfig(
+        model="tcvae", input_dim=n_features, image_shape=shape, conv_channels=channels, architecture="conv"
+    )
+    assert tuple(build_model(vcfg)(torch.rand(2, n_features)).recon.shape) == (2, n_features)
+
+
+def test_conv_autoencoder_beats_the_mean_on_shapes(shapes16):
+    X, shape = shapes16.X, shapes16.image_shape
+    train, test = X[:2500], X[2500:]
+    ae = ConvAutoEncoder(conv_channels=(16, 32), hidden_dims=(64,), latent_dim=8, epochs=10, **_quiet())
+    ae.fit(train, image_shape=shape)
+    assert ae.image_shape_ == (1, 16, 16)
+    assert fvu(test, ae.reconstruct(test)) < 0.5  # the mean image scores 1
+
+
+def test_conv_needs_an_image_shape(shapes16):
+    with pytest.raises(ConfigError, match="needs image_shape"):
+        ConvAutoEncoder(epochs=1, **_quiet()).fit(shapes16.X[:20])
+    ae = ConvAutoEncoder(image_shape=(16, 16), conv_channels=(4,), latent_dim=2, epochs=1, **_quiet())
+    assert ae.fit(shapes16.X[:64]).image_shape_ == (16, 16)  # from the parameter
+
+
+# ---------------------------------------------------------------- persistence and CLI
+@pytest.mark.parametrize(
+    "est",
+    [
+        ConvAutoEncoder(conv_channels=(4, 8), hidden_dims=(16,), latent_dim=3, epochs=1, **_quiet()),
+        VAE(latent_dim=3, hidden_dims=(16,), likelihood="gaussian", epochs=1, **_quiet()),
+        BetaTCVAE(architecture="conv", conv_channels=(4,), hidden_dims=(16,), latent_dim=3, epochs=1, **_quiet()),
+    ],
+    ids=["conv", "vae-gaussian", "tcvae-conv"],
+)
+def test_save_load_round_trip_is_exact(est, shapes16, tmp_path):
+    X = shapes16.X[:300]
+    est.fit(X, image_shape=shapes16.image_shape)
+    back = load(est.save(tmp_path / "m"))
+    assert type(back) is type(est)
+    assert back.get_params() == {k: (list(v) if isinstance(v, tuple) else v) for k, v in est.get_params().items()} or (
+        back.get_params().keys() == est.get_params().keys()
+    )
+    assert np.array_equal(back.transform(X), est.transform(X))
+    assert np.array_equal(back.reconstruct(X), est.reconstruct(X))
+    assert np.array_equal(back.score_samples(X), est.score_samples(X))
+    if isinstance(est, VAE):
+        assert np.array_equal(back.sample(4, random_state=0), est.sample(4, random_state=0))
+    # A loaded model trains again from its own parameters.
+    assert back.set_params(epochs=1).fit(X, image_shape=shapes16.image_shape).n_iter_ == 1
+
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    "model, extra",
+    [
+        ("vae", ["--data", "shapes", "--beta", "4", "--test-fraction", "0.9"]),
+        ("tcvae", ["--architecture", "conv", "--conv-channels", "8,8"]),
+        ("conv", ["--conv-channels", "8,8"]),
+    ],
+)
+def test_cli_trains_each_family(model, extra, tmp_path, shapes16):
+    # The built-in 32x32 "shapes" for the dense VAE; a small image file for the conv networks,
+    # whose (n, 1, 16, 16) layout gives the image shape.
+    data = tmp_path / "shapes.npy"
+    np.save(data, shapes16.X[:600].reshape(-1, *shapes16.image_shape))
+    out = tmp_path / model
+    args = ["train", "--model", model, "--data", str(data), "--latent-dim", "4", "--hidden-dims", "32"]
+    args += ["--epochs", "1", "--verbose", "0", "--random-state", "0", "--out", str(out), *extra]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    est = load(out)
+    assert type(est) is estimator_for(model) and est.model_config_.model == model
+    assert est.image_shape_ == ((1, 32, 32) if "shapes" in extra else (1, 16, 16))
+    record = json.loads((out / "run.json").read_text())
+    assert math.isfinite(record["metrics"]["test_fvu"])
+    if model != "conv":
+        assert "kl" in est.history_.records[0]
