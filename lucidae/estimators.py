@@ -578,8 +578,17 @@ class _SparseBase(BaseAutoEncoder):
     """
 
     def _model_config(self, n_features: int) -> ModelConfig:
-        # The dense-only fields are unused; set them so config.json does not claim a sigmoid.
-        return self._config(ModelConfig, input_dim=n_features, hidden_dims=(), output_activation="linear")
+        # The dense-only fields are unused; set them so that config.json and `lucidae info`
+        # describe the model that is built (no hidden layer, linear output, ReLU code only for "sparse").
+        code = "relu" if self._model_name == "sparse" else "linear"
+        return self._config(
+            ModelConfig,
+            input_dim=n_features,
+            hidden_dims=(),
+            activation="linear",
+            latent_activation=code,
+            output_activation="linear",
+        )
 
     @property
     def components_(self) -> np.ndarray:
