@@ -210,7 +210,9 @@ def read_run_record(path: str | os.PathLike, name: str = "run.json") -> dict[str
     """Read the ``run.json`` that ``lucidae train`` writes beside a model; ``{}`` when there is none.
 
     The record may come from someone else, so it is checked as far as its readers rely
-    on it: an object whose ``metrics`` maps names to numbers and whose ``dataset`` is an object.
+    on it: an object whose ``metrics`` maps names to numbers, whose ``dataset`` and ``data``
+    are objects, and whose ``test_indices`` are integers >= 0 (whether they fit the data is
+    for the caller to check).
 
     Raises
     ------
@@ -237,14 +239,19 @@ def read_run_record(path: str | os.PathLike, name: str = "run.json") -> dict[str
     except (ValueError, RecursionError, OSError) as err:
         raise CorruptFileError(f"{run_path} is not valid JSON ({str(err)[:200]}). Delete it or train again.") from err
     metrics = record.get("metrics", {}) if isinstance(record, dict) else None
+    indices = record.get("test_indices", []) if isinstance(record, dict) else None
     if (
         not isinstance(record, dict)
         or not isinstance(metrics, dict)
         or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values())
         or not isinstance(record.get("dataset", {}), dict)
+        or not isinstance(record.get("data", {}), dict)
+        or not isinstance(indices, list)
+        or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 2**62 for i in indices)
     ):
         raise CorruptFileError(
             f"{run_path} is not a lucidae run record: expected an object whose 'metrics' maps names to "
-            "numbers and whose 'dataset' is an object. Delete it or train again."
+            "numbers, whose 'dataset' and 'data' are objects and whose 'test_indices' are sample numbers "
+            ">= 0. Delete it or train again."
         )
     return record

@@ -341,6 +341,25 @@ def test_cli_encode_wrong_feature_count_exits_cleanly(saved, tmp_path):
     assert "X has 2 features, but AutoEncoder is expecting 5" in result.output
 
 
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"test_indices": ["a"]},
+        {"test_indices": [10**30]},
+        {"test_indices": [-1]},
+        {"data": "digits"},
+        {"metrics": {"test_fvu": "low"}},
+        [1, 2],
+    ],
+)
+def test_run_record_shapes_are_checked(tmp_path, record):
+    from lucidae.io import read_run_record
+
+    (tmp_path / "run.json").write_text(json.dumps(record))
+    with pytest.raises(CorruptFileError, match="is not a lucidae run record"):
+        read_run_record(tmp_path)
+
+
 def test_cli_info_with_damaged_run_record(run):
     (run / "run.json").write_text("{not json")
     result = CliRunner().invoke(app, ["info", str(run)])
