@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from scipy.optimize import minimize
+from sklearn.utils.estimator_checks import parametrize_with_checks
 from typer.testing import CliRunner
 
 from lucidae import SparseAutoEncoder, TopKAutoEncoder, load
@@ -197,6 +198,21 @@ def test_overcomplete_dictionary_trains(rng):
 
 
 # ---------------------------------------------------------------------- configuration
+@parametrize_with_checks(
+    [
+        TopKAutoEncoder(latent_dim=8, k=2, epochs=2, verbose=0, random_state=0),
+        SparseAutoEncoder(latent_dim=8, epochs=2, verbose=0, random_state=0),
+    ],
+    # Same accepted float32 batching round-off as for AutoEncoder (tests/test_estimator.py).
+    expected_failed_checks=lambda est: {
+        "check_methods_sample_order_invariance": "float32 kernels round rows differently by batch position",
+        "check_methods_subset_invariance": "same float32 batching round-off",
+    },
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
 def test_k_larger_than_the_dictionary_is_refused():
     with pytest.raises(ConfigError, match="k=40"):
         ModelConfig(model="topk", latent_dim=32, k=40).validate()
