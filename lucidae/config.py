@@ -370,6 +370,8 @@ class TrainConfig(_Config):
     """0: silent; 1: progress bar on a terminal; 2: one line per epoch, terminal or not."""
     device: str = "cpu"
     """Torch device: "cpu", "cuda", "cuda:1" or "auto" (CUDA when available)."""
+    precision: str = "fp32"
+    """"fp32", or "bf16" to run forward passes under bfloat16 autocast (faster on recent GPUs; weights stay fp32)."""
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid field."""
@@ -396,6 +398,7 @@ class TrainConfig(_Config):
             isinstance(self.device, str) and (self.device in ("cpu", "auto") or self.device.startswith("cuda")),
             f"device={self.device!r} is not known; use 'cpu', 'cuda', 'cuda:N' or 'auto'.",
         )
+        _one_of("precision", self.precision, ("fp32", "bf16"))
 
 
 @dataclass

@@ -25,6 +25,7 @@ from lucidae.errors import ConfigError, CorruptFileError, DataError
 from lucidae.io import CONFIG, WEIGHTS, read_config, read_tensors, write_model_dir
 from lucidae.models import build_model
 from lucidae.scaling import Scaler, fit_scaler
+from lucidae.streaming import ChunkSource, is_streamable, open_array, scan
 from lucidae.train import EVAL_BATCH, History, resolve_device, resolve_seed, seeded, train
 from lucidae.validation import (
     check_finite,
@@ -92,13 +93,17 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
         *,
         feature_names: list[str] | None = None,
         image_shape: tuple[int, ...] | None = None,
+        checkpoint_dir: str | os.PathLike | None = None,
+        resume: bool = False,
     ) -> BaseAutoEncoder:
         """Fit the scaling and train the autoencoder on ``X``.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like of shape (n_samples, n_features), numpy.memmap, ``.npy`` path or zarr array
             Training data. uint8 data is read as images in [0, 255] (see ``scaling``).
+            A memmap, a path to a ``.npy`` file or a zarr array is streamed in shuffled
+            chunks and never loaded whole (see :mod:`lucidae.streaming`).
         y : ignored
             Present for API consistency.
         feature_names : list of str, optional
@@ -107,6 +112,10 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
         image_shape : tuple of int, optional
             ``(height, width)`` or ``(channels, height, width)`` when each row is a
             flattened image; used to draw latents and reconstructions as pictures.
+        checkpoint_dir : path-like, optional
+            Keep a training checkpoint there (every epoch and on Ctrl-C); see :func:`lucidae.train.train`.
+        resume : bool, default=False
+            Continue the interrupted run whose checkpoint is in ``checkpoint_dir``.
 
         Returns
         -------
@@ -124,7 +133,8 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
         train_cfg = self._train_config()
         scaling = self._scaling()
         output_activation = getattr(self, "output_activation", "linear")
-        X = self._validate(X, reset=True)
+        streamed = is_streamable(X)
+        X = self._validate_streamed(X) if streamed else self._validate(X, reset=True)
         n_samples, n_features = X.shape
         if n_samples < 2:
             raise DataError(
@@ -133,14 +143,18 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
             )
         self.feature_names_ = self._resolve_feature_names(feature_names, n_features)
         self.image_shape_ = self._resolve_image_shape(image_shape, n_features)
-        self.scaler_ = fit_scaler(X, scaling, output_activation=output_activation)
-        Xs = self.scaler_.transform(X)  # (n, features) float32
+        if streamed:  # one streaming pass for the scaling and the NaN check; never loaded whole
+            self.scaler_ = scan(X, scaling, output_activation=output_activation)
+            Xs = ChunkSource(X, self.scaler_)
+        else:
+            self.scaler_ = fit_scaler(X, scaling, output_activation=output_activation)
+            Xs = self.scaler_.transform(X)  # (n, features) float32
         model_cfg = self._model_config(n_features)
         seed = resolve_seed(train_cfg.random_state)
         with seeded(seed):
             self.module_ = build_model(model_cfg)
         start = time.perf_counter()
-        self.history_ = train(self.module_, Xs, train_cfg, seed=seed)
+        self.history_ = train(self.module_, Xs, train_cfg, seed=seed, checkpoint_dir=checkpoint_dir, resume=resume)
         self.fit_seconds_ = time.perf_counter() - start
         self.n_iter_ = len(self.history_.records)
         self.model_config_ = model_cfg
@@ -168,6 +182,14 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
             hint = " Pass data with the same columns, in the same order, as during fit." if not reset else ""
             raise DataError(f"{err}{hint}") from err
         return self._check_array(X, action="fitting" if reset else "encoding")
+
+    def _validate_streamed(self, X: Any) -> Any:
+        """Open a memmap / ``.npy`` path / zarr array and record its width, without reading its rows."""
+        X = open_array(X)
+        self.n_features_in_ = int(X.shape[1])
+        if hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        return X
 
     def _check_array(self, X: np.ndarray, action: str = "fitting") -> np.ndarray:
         if X.ndim != 2:  # pragma: no cover - validate_data enforces 2-D
@@ -492,7 +514,7 @@ class AutoEncoder(BaseAutoEncoder):
         maps uint8 images to [0, 1], keeps data already in [0, 1], else min-max scales
         (sigmoid output) or standardises.
     epochs, batch_size, lr, lr_schedule, weight_decay, validation_fraction, patience, \
-restore_best, shuffle, random_state, verbose, device
+restore_best, shuffle, random_state, verbose, device, precision
         Training settings; see :class:`lucidae.config.TrainConfig`.
 
     Attributes
@@ -546,6 +568,7 @@ restore_best, shuffle, random_state, verbose, device
         random_state: int | None = None,
         verbose: int = 1,
         device: str = "cpu",
+        precision: str = "fp32",
     ):
         self.hidden_dims = hidden_dims
         self.latent_dim = latent_dim
@@ -565,6 +588,7 @@ restore_best, shuffle, random_state, verbose, device
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
+        self.precision = precision
 
 class _SparseBase(BaseAutoEncoder):
     """Shared behaviour of the sparse-autoencoder estimators (not registered: name starts with ``_``).
@@ -649,7 +673,7 @@ class SparseAutoEncoder(_SparseBase):
     scaling : {"auto", "minmax", "standard"} or None, default=None
         Input scaling; none by default, see the class notes above.
     epochs, batch_size, lr, lr_schedule, weight_decay, validation_fraction, patience, \
-restore_best, shuffle, random_state, verbose, device
+restore_best, shuffle, random_state, verbose, device, precision
         Training settings; see :class:`lucidae.config.TrainConfig`.
 
     Attributes
@@ -696,6 +720,7 @@ restore_best, shuffle, random_state, verbose, device
         random_state: int | None = None,
         verbose: int = 1,
         device: str = "cpu",
+        precision: str = "fp32",
     ):
         self.latent_dim = latent_dim
         self.l1_coefficient = l1_coefficient
@@ -717,6 +742,7 @@ restore_best, shuffle, random_state, verbose, device
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
+        self.precision = precision
 
 
 class TopKAutoEncoder(_SparseBase):
@@ -744,7 +770,7 @@ class TopKAutoEncoder(_SparseBase):
     scaling : {"auto", "minmax", "standard"} or None, default=None
         Input scaling; none by default (see :class:`SparseAutoEncoder`).
     epochs, batch_size, lr, lr_schedule, weight_decay, validation_fraction, patience, \
-restore_best, shuffle, random_state, verbose, device
+restore_best, shuffle, random_state, verbose, device, precision
         Training settings; see :class:`lucidae.config.TrainConfig`.
 
     Attributes
@@ -791,6 +817,7 @@ restore_best, shuffle, random_state, verbose, device
         random_state: int | None = None,
         verbose: int = 1,
         device: str = "cpu",
+        precision: str = "fp32",
     ):
         self.latent_dim = latent_dim
         self.k = k
@@ -812,6 +839,7 @@ restore_best, shuffle, random_state, verbose, device
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
+        self.precision = precision
 
 
 class _ImageEstimator(BaseAutoEncoder):
@@ -887,7 +915,7 @@ class ConvAutoEncoder(_ImageEstimator):
     latent_dim, activation, latent_activation, output_activation, scaling
         As for :class:`AutoEncoder`.
     epochs, batch_size, lr, lr_schedule, weight_decay, validation_fraction, patience, \
-restore_best, shuffle, random_state, verbose, device
+restore_best, shuffle, random_state, verbose, device, precision
         Training settings; see :class:`lucidae.config.TrainConfig`.
 
     Attributes
@@ -933,6 +961,7 @@ restore_best, shuffle, random_state, verbose, device
         random_state: int | None = None,
         verbose: int = 1,
         device: str = "cpu",
+        precision: str = "fp32",
     ):
         self.image_shape = image_shape
         self.conv_channels = conv_channels
@@ -954,6 +983,7 @@ restore_best, shuffle, random_state, verbose, device
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
+        self.precision = precision
 
 
 class VAE(_ImageEstimator):
@@ -989,7 +1019,7 @@ class VAE(_ImageEstimator):
     hidden_dims, latent_dim, activation, output_activation, scaling
         As for :class:`AutoEncoder`; ``output_activation`` gives the Gaussian mean.
     epochs, batch_size, lr, lr_schedule, weight_decay, validation_fraction, patience, \
-restore_best, shuffle, random_state, verbose, device
+restore_best, shuffle, random_state, verbose, device, precision
         Training settings; see :class:`lucidae.config.TrainConfig`.
 
     Attributes
@@ -1039,6 +1069,7 @@ restore_best, shuffle, random_state, verbose, device
         random_state: int | None = None,
         verbose: int = 1,
         device: str = "cpu",
+        precision: str = "fp32",
     ):
         self.beta = beta
         self.likelihood = likelihood
@@ -1064,6 +1095,7 @@ restore_best, shuffle, random_state, verbose, device
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
+        self.precision = precision
 
     def sample(self, n: int = 1, *, random_state: int | None = None) -> np.ndarray:
         """Draw ``n`` new samples: decode codes from the prior ``N(0, I)``.

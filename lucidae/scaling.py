@@ -10,11 +10,16 @@ twice gets a warning, and a sigmoid output on targets outside [0, 1] is refused.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from lucidae.errors import ConfigError
+
+TRANSFORM_BLOCK = 1 << 21
+"""Values per block when scaling: bounds the float64 temporaries to about 16 MB."""
 
 
 @dataclass
@@ -43,9 +48,22 @@ class Scaler:
     scale: np.ndarray
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        """Scale ``X`` (n_samples, n_features) into the model's space, as float32."""
-        out = (np.asarray(X, dtype=np.float64) - self.offset) / self.scale
-        return out.astype(np.float32)
+        """Scale ``X`` (n_samples, n_features) into the model's space, as float32.
+
+        Float32 input under the identity scaling is returned as is (no copy); otherwise
+        the arithmetic runs in float64 over blocks of rows, so a large ``X`` never needs a
+        float64 copy of itself.
+        """
+        if self.kind == "identity" and isinstance(X, np.ndarray) and X.dtype == np.float32:
+            return X
+        X = np.asarray(X)
+        out = np.empty(X.shape, dtype=np.float32)
+        rows = max(1, TRANSFORM_BLOCK // max(1, X.shape[-1]))
+        for start in range(0, len(X), rows):
+            out[start : start + rows] = (
+                np.asarray(X[start : start + rows], dtype=np.float64) - self.offset
+            ) / self.scale
+        return out
 
     def inverse_transform(self, X: np.ndarray) -> np.ndarray:
         """Map model-space values back to the original units, as float32."""
@@ -85,12 +103,103 @@ def fit_scaler(X: np.ndarray, scaling: str, *, output_activation: str = "sigmoid
     >>> fit_scaler(np.array([[0.2, 0.9]]), "auto").kind
     'identity'
     """
-    n_features = X.shape[1]
+    return scaler_from_stats(feature_stats(row_blocks(X)), X.dtype, scaling, output_activation, stacklevel=4)
+
+
+def row_blocks(X: Any, values: int = TRANSFORM_BLOCK) -> Iterator[np.ndarray]:
+    """Yield ``X`` (anything sliceable by rows: array, memmap, zarr) in blocks of about ``values`` values.
+
+    Examples
+    --------
+    >>> [b.shape for b in row_blocks(np.zeros((5, 2)), values=4)]
+    [(2, 2), (2, 2), (1, 2)]
+    """
+    rows = max(1, values // max(1, X.shape[1]))
+    for start in range(0, X.shape[0], rows):
+        yield np.asarray(X[start : start + rows])
+
+
+@dataclass
+class FeatureStats:
+    """Per-feature count, min, max, mean and sum of squared deviations, merged block by block.
+
+    Blocks are merged with Chan et al.'s pairwise update, so the mean and variance of data
+    far larger than memory come out as accurate as NumPy's on the whole array.
+
+    Examples
+    --------
+    >>> X = np.arange(12.0).reshape(6, 2)
+    >>> s = feature_stats([X[:4], X[4:]])
+    >>> bool(np.allclose(s.std, X.std(axis=0))), s.min.tolist(), s.max.tolist()
+    (True, [0.0, 1.0], [10.0, 11.0])
+    """
+
+    n: int
+    min: np.ndarray
+    max: np.ndarray
+    mean: np.ndarray
+    m2: np.ndarray
+
+    @property
+    def std(self) -> np.ndarray:
+        """Population standard deviation per feature (as ``np.std``)."""
+        return np.sqrt(self.m2 / max(self.n, 1))
+
+    def update(self, block: np.ndarray) -> None:
+        """Merge the statistics of ``block`` (rows, n_features) into these."""
+        b = np.asarray(block, dtype=np.float64)
+        if b.shape[0] == 0:
+            return
+        nb, mean_b = b.shape[0], b.mean(axis=0)
+        m2_b = ((b - mean_b) ** 2).sum(axis=0)
+        n = self.n + nb
+        delta = mean_b - self.mean
+        self.mean = self.mean + delta * (nb / n)
+        self.m2 = self.m2 + m2_b + delta**2 * (self.n * nb / n)
+        self.min = np.minimum(self.min, b.min(axis=0))
+        self.max = np.maximum(self.max, b.max(axis=0))
+        self.n = n
+
+
+def feature_stats(blocks: Iterable[np.ndarray]) -> FeatureStats:
+    """Statistics of the rows of all ``blocks`` together, in one streaming pass.
+
+    Examples
+    --------
+    >>> feature_stats([np.array([[1.0], [3.0]])]).mean.tolist()
+    [2.0]
+    """
+    stats = None
+    for block in blocks:
+        if stats is None:
+            d = block.shape[1]
+            stats = FeatureStats(0, np.full(d, np.inf), np.full(d, -np.inf), np.zeros(d), np.zeros(d))
+        stats.update(block)
+    if stats is None or stats.n == 0:
+        raise ConfigError("Cannot fit a scaling on zero samples; pass at least one row.")
+    return stats
+
+
+def scaler_from_stats(
+    stats: FeatureStats, dtype: Any, scaling: str, output_activation: str = "sigmoid", *, stacklevel: int = 3
+) -> Scaler:
+    """The :class:`Scaler` that :func:`fit_scaler` would choose, from streamed statistics.
+
+    This is how data larger than memory is scaled: one pass of :func:`feature_stats`
+    over its blocks, then this (see :mod:`lucidae.streaming`).
+
+    Examples
+    --------
+    >>> X = np.array([[0.0, 10.0], [2.0, 30.0]])
+    >>> scaler_from_stats(feature_stats([X]), X.dtype, "minmax").scale.tolist()
+    [2.0, 20.0]
+    """
+    n_features = stats.min.shape[0]
     ones, zeros = np.ones(n_features), np.zeros(n_features)
     if scaling == "auto":
-        if X.dtype == np.uint8:
+        if np.dtype(dtype) == np.uint8:
             return Scaler("uint8", zeros, np.full(n_features, 255.0))
-        lo, hi = float(np.min(X)), float(np.max(X))
+        lo, hi = float(stats.min.min()), float(stats.max.max())
         if 0.0 <= lo and hi <= 1.0:
             if 0.0 < hi <= 1.0 / 255.0 + 1e-6:
                 warnings.warn(
@@ -98,25 +207,24 @@ def fit_scaler(X: np.ndarray, scaling: str, *, output_activation: str = "sigmoid
                     "divided by 255 twice. Pass the data as loaded (uint8 or already in [0, 1]); "
                     "lucidae scales it for you.",
                     UserWarning,
-                    stacklevel=3,
+                    stacklevel=stacklevel,
                 )
             return Scaler("identity", zeros, ones)
         scaling = "minmax" if output_activation == "sigmoid" else "standard"
-    X64 = np.asarray(X, dtype=np.float64)
     if scaling == "minmax":
-        lo_f, hi_f = X64.min(axis=0), X64.max(axis=0)
-        span = hi_f - lo_f
-        return Scaler("minmax", lo_f, np.where(span > 0, span, 1.0))
+        span = stats.max - stats.min
+        return Scaler("minmax", stats.min.copy(), np.where(span > 0, span, 1.0))
     if scaling == "standard":
-        std = X64.std(axis=0)
-        scaler = Scaler("standard", X64.mean(axis=0), np.where(std > 0, std, 1.0))
+        std = stats.std
+        scaler = Scaler("standard", stats.mean.copy(), np.where(std > 0, std, 1.0))
     elif scaling == "none":
         scaler = Scaler("identity", zeros, ones)
     else:
         raise ConfigError(f"scaling={scaling!r} is not known; allowed: 'auto', 'minmax', 'standard', None.")
     if output_activation == "sigmoid":
-        scaled = scaler.transform(X64)
-        lo, hi = float(scaled.min()), float(scaled.max())
+        # the scaled extremes follow from the per-feature extremes (scale > 0), no second pass needed
+        lo = float(((stats.min - scaler.offset) / scaler.scale).astype(np.float32).min())
+        hi = float(((stats.max - scaler.offset) / scaler.scale).astype(np.float32).max())
         if lo < 0.0 or hi > 1.0:
             raise ConfigError(
                 f"With scaling={scaling!r} the training targets span [{lo:.3g}, {hi:.3g}], but a "

@@ -16,11 +16,14 @@ no ``DataLoader`` collation.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
+import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +31,11 @@ import torch
 from torch import Tensor, nn
 
 from lucidae.config import TrainConfig
-from lucidae.errors import DataError, TrainingError
+from lucidae.distributed import World, all_reduce_sum, world
+from lucidae.errors import ConfigError, DataError, TrainingError
+
+PREPARE_ROWS = 4096
+"""Rows of a streamed dataset passed to ``module.prepare`` for data-dependent initialisation."""
 
 EVAL_BATCH = 4096
 """Samples per forward pass when evaluating (no gradients, so larger batches are fine)."""
@@ -257,7 +264,13 @@ class _Progress:
 
 
 def as_tensor(X: Any) -> Tensor:
-    """Float32 CPU tensor from an array-like, copying only when needed."""
+    """Float32 CPU tensor from an array-like, copying only when needed.
+
+    Examples
+    --------
+    >>> as_tensor([[1, 2]]).dtype
+    torch.float32
+    """
     if isinstance(X, Tensor):
         return X.detach().to(torch.float32)
     arr = np.asarray(X, dtype=np.float32)
@@ -266,19 +279,286 @@ def as_tensor(X: Any) -> Tensor:
     return torch.from_numpy(arr)
 
 
-def train(module: nn.Module, X: Any, cfg: TrainConfig, *, seed: int | None = None) -> History:
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`train`: the state after the last finished epoch was saved.
+
+    It is a ``KeyboardInterrupt``, so code that does not know about it still stops;
+    ``checkpoint`` is the folder to resume from (None when nothing could be saved).
+    """
+
+    def __init__(self, message: str, checkpoint: Path | None, epoch: int):
+        super().__init__(message)
+        self.checkpoint = checkpoint
+        self.epoch = epoch
+
+
+class _LossModule(nn.Module):
+    """``x -> module.loss(x, x)`` as a forward pass, so DistributedDataParallel can wrap it."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: Tensor) -> Any:
+        return self.module.loss(x, x)
+
+
+class _MemoryData:
+    """The whole training set as one tensor on the device.
+
+    Each epoch gathers the shuffled rows once into a reused buffer and feeds contiguous
+    slices of it: no per-sample Python work, no ``DataLoader`` collation and no fresh
+    allocation per epoch. With several processes every rank takes its own share of
+    every global batch, so the ranks together see exactly the batches a single process
+    would.
+    """
+
+    def __init__(self, X: Any, cfg: TrainConfig, gen: torch.Generator, me: World, device: torch.device):
+        data = as_tensor(X)
+        if data.ndim != 2 or data.shape[0] < 1:
+            raise DataError(f"train expects a 2-D array with at least one sample, got shape {tuple(data.shape)}.")
+        train_idx, val_idx = split_validation(data.shape[0], cfg.validation_fraction, gen)
+        whole = train_idx.numel() == data.shape[0]
+        self.X = (data if whole else data[train_idx]).to(device)  # (n_train, features)
+        self.X_val = data[val_idx].to(device) if val_idx is not None else None
+        self.n = self.X.shape[0]
+        self.batch = cfg.batch_size
+        self.shuffle = cfg.shuffle
+        self.me = me
+        self.buffer: Tensor | None = None
+        self.steps_per_epoch = math.ceil(self.n / self.batch)
+        if me.size > 1 and 0 < self.n % self.batch < me.size:
+            self.steps_per_epoch -= 1  # a last global batch too small to give every rank a row is dropped
+
+    def prepare_sample(self) -> Tensor:
+        return self.X
+
+    def batches(self, gen: torch.Generator) -> Iterator[tuple[Tensor, int, float | None]]:
+        """Yield ``(x, rows, weight)``; ``weight`` rescales a rank's mean loss to its share of the global batch."""
+        order = torch.randperm(self.n, generator=gen).to(self.X.device) if self.shuffle else None
+        if self.me.size == 1:
+            if order is None:
+                source = self.X
+            else:
+                if self.buffer is None:
+                    self.buffer = torch.empty_like(self.X)
+                source = torch.index_select(self.X, 0, order, out=self.buffer)  # one gather per epoch
+            for b in range(self.steps_per_epoch):
+                xb = source[b * self.batch : (b + 1) * self.batch]  # (batch, features)
+                yield xb, xb.shape[0], None
+            return
+        if order is None:
+            order = torch.arange(self.n, device=self.X.device)
+        parts, sizes = [], []
+        for b in range(self.steps_per_epoch):
+            glob = order[b * self.batch : (b + 1) * self.batch]
+            mine = torch.tensor_split(glob, self.me.size)[self.me.rank]
+            parts.append(mine)
+            sizes.append((mine.numel(), glob.numel()))
+        local = torch.index_select(self.X, 0, torch.cat(parts))  # (rows of this rank, features)
+        start = 0
+        for rows, total in sizes:
+            yield local[start : start + rows], rows, rows * self.me.size / total
+            start += rows
+
+    def validation_loss(self, module: nn.Module) -> float | None:
+        return None if self.X_val is None else evaluate(module, self.X_val)
+
+
+class _StreamData:
+    """Chunks of an on-disk array (:class:`lucidae.streaming.ChunkSource`), shuffled locally.
+
+    Every epoch the order of the training chunks is shuffled; :data:`SHUFFLE_CHUNKS` of
+    them at a time are read (in a background thread, while the previous buffer trains),
+    their rows shuffled together and fed in batches. Validation holds out whole chunks.
+    With several processes each rank reads only its own chunks.
+    """
+
+    def __init__(self, source: Any, cfg: TrainConfig, gen: torch.Generator, me: World, device: torch.device):
+        from lucidae.streaming import SHUFFLE_CHUNKS
+
+        self.source = source
+        self.me = me
+        self.device = device
+        self.shuffle = cfg.shuffle
+        self.group = SHUFFLE_CHUNKS
+        self.batch = max(1, cfg.batch_size // me.size)
+        chunks = torch.arange(source.n_chunks)
+        n_val = int(round(source.n_chunks * cfg.validation_fraction))
+        if cfg.validation_fraction > 0 and 1 <= n_val < source.n_chunks:
+            perm = torch.randperm(source.n_chunks, generator=gen)
+            self.val_chunks = perm[:n_val].sort().values.tolist()
+            self.train_chunks = perm[n_val:].sort().values.tolist()
+        else:
+            self.val_chunks, self.train_chunks = [], chunks.tolist()
+        self.n = sum(source.rows(c) for c in self.train_chunks)
+        self.steps_per_epoch = math.ceil(self.n / me.size / self.batch)
+        # within-buffer shuffles differ per rank; the chunk order (from the shared generator) does not
+        self.local_gen = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)) + me.rank)
+        self.pin = device.type == "cuda"
+
+    def _load(self, chunks: list[int]) -> Tensor:
+        block = (
+            np.concatenate([self.source.read(c) for c in chunks]) if len(chunks) > 1 else self.source.read(chunks[0])
+        )
+        tensor = torch.from_numpy(block)  # (rows, features)
+        return tensor.pin_memory() if self.pin else tensor
+
+    def prepare_sample(self) -> Tensor:
+        # enough rows for data-dependent initialisation (medians, means), however small the chunks
+        chunks, rows = [], 0
+        for c in self.train_chunks:
+            if rows >= PREPARE_ROWS:
+                break
+            chunks.append(c)
+            rows += self.source.rows(c)
+        return self._load(chunks).to(self.device)
+
+    def _plan(self, order: list[int]) -> tuple[list[list[list[int]]], list[int]]:
+        """Chunk groups of every rank and each rank's rows this epoch."""
+        plans, rows = [], []
+        for rank in range(self.me.size):
+            mine = order[rank :: self.me.size]
+            plans.append([mine[i : i + self.group] for i in range(0, len(mine), self.group)])
+            rows.append(sum(self.source.rows(c) for c in mine))
+        return plans, rows
+
+    def batches(self, gen: torch.Generator) -> Iterator[tuple[Tensor, int, float | None]]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        order = self.train_chunks
+        if self.shuffle:
+            order = [order[i] for i in torch.randperm(len(order), generator=gen).tolist()]
+        plans, rows = self._plan(order)
+        groups = plans[self.me.rank]
+        # batches are full except each rank's last (leftover rows move on to the next buffer),
+        # and every rank stops after the step count of the rank with the fewest rows
+        sizes = [[min(self.batch, r - s) for s in range(0, r, self.batch)] for r in rows]
+        limit = min(len(z) for z in sizes)
+        weights: list[float | None] = [None] * limit
+        if self.me.size > 1:
+            weights = [sizes[self.me.rank][i] * self.me.size / sum(z[i] for z in sizes) for i in range(limit)]
+        step, leftover = 0, None
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(self._load, groups[0]) if groups else None
+            for i in range(len(groups)):
+                block = pending.result()  # (rows, features) on the host
+                pending = pool.submit(self._load, groups[i + 1]) if i + 1 < len(groups) else None
+                block = block.to(self.device, non_blocking=self.pin)
+                if leftover is not None:
+                    block = torch.cat([leftover, block])
+                if self.shuffle:
+                    perm = torch.randperm(block.shape[0], generator=self.local_gen).to(self.device)
+                    block = block[perm]
+                last = i + 1 == len(groups)
+                full = block.shape[0] if last else block.shape[0] - block.shape[0] % self.batch
+                leftover = None if last or full == block.shape[0] else block[full:]
+                for start in range(0, full, self.batch):
+                    if step >= limit:
+                        return
+                    xb = block[start : start + self.batch]  # (batch, features)
+                    yield xb, xb.shape[0], weights[step]
+                    step += 1
+
+    def validation_loss(self, module: nn.Module) -> float | None:
+        if not self.val_chunks:
+            return None
+        total, count = 0.0, 0
+        for c in self.val_chunks:
+            block = self._load([c]).to(self.device)
+            total += evaluate(module, block) * block.shape[0]
+            count += block.shape[0]
+        return total / count
+
+
+def _device_for(cfg: TrainConfig, me: World) -> torch.device:
+    device = resolve_device(cfg.device)
+    if device.type == "cuda" and me.size > 1:
+        return torch.device("cuda", me.local_rank)
+    return device
+
+
+def _clone_state(module: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _clone_optimizer(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    state = optimizer.state_dict()
+    return {
+        "state": {
+            i: {k: v.clone() if isinstance(v, Tensor) else v for k, v in s.items()} for i, s in state["state"].items()
+        },
+        "param_groups": copy.deepcopy(state["param_groups"]),
+    }
+
+
+def _check_resumable(saved: dict[str, Any], cfg: TrainConfig, directory: Path) -> None:
+    now = cfg.to_dict()
+    free = {"verbose", "device"}
+    changed = sorted(k for k in set(saved) | set(now) if k not in free and saved.get(k) != now.get(k))
+    if changed:
+        details = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in changed)
+        raise ConfigError(
+            f"The checkpoint in {directory} was written with different training settings ({details}). "
+            "Resume with the settings of the interrupted run (lucidae train --resume RUN reads them for you)."
+        )
+
+
+def _diagnosis(kind: str, value: float, epoch: int, step: int, cfg: TrainConfig, first: float | None) -> str:
+    what = (
+        f"became {value}"
+        if kind == "nan"
+        else f"exploded to {value:.4g}, more than {EXPLODE_FACTOR:g} times its first value {first:.4g}"
+    )
+    return (
+        f"The training loss {what} in epoch {epoch} (step {step}). The model keeps the weights of epoch "
+        f"{epoch - 1}. Try a lower learning rate (lr={cfg.lr:g} now; for example lr={cfg.lr / 10:g}) or check "
+        "that the data is scaled (scaling='auto'): steps too large for the data's range make the loss diverge."
+    )
+
+
+EXPLODE_FACTOR = 1e3
+"""A loss above this multiple of the first step's loss counts as exploded and stops training."""
+
+CHECK_EVERY = 64
+"""Steps between checks for a NaN or exploding loss (each check reads one number back from the device)."""
+
+
+def train(
+    module: nn.Module,
+    X: Any,
+    cfg: TrainConfig,
+    *,
+    seed: int | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int = 1,
+    resume: bool = False,
+    on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+) -> History:
     """Train ``module`` in place to reconstruct ``X`` and return the history.
 
     Parameters
     ----------
     module : nn.Module
         A lucidae model, or any module with ``loss(x, target) -> Loss``.
-    X : array-like or Tensor of shape (n_samples, n_features)
-        Training data, already scaled to the model's space (float).
+    X : array-like, Tensor or ChunkSource of shape (n_samples, n_features)
+        Training data, already scaled to the model's space (float); a
+        :class:`lucidae.streaming.ChunkSource` streams data larger than memory.
     cfg : TrainConfig
-        Epochs, batch size, learning rate, validation and early stopping.
+        Epochs, batch size (global, over all processes), learning rate, validation and
+        early stopping.
     seed : int, optional
         Seed for the validation split and shuffling; defaults to ``cfg.random_state``.
+    checkpoint_dir : path-like, optional
+        Where to keep a checkpoint (:mod:`lucidae.checkpoint`): written every
+        ``checkpoint_every`` epochs and when training is interrupted (Ctrl-C).
+    checkpoint_every : int, default=1
+        Epochs between checkpoints; 0 writes one only on an interruption.
+    resume : bool, default=False
+        Continue from the checkpoint in ``checkpoint_dir`` (same ``cfg`` and ``seed``);
+        on CPU the result is bit-identical to an uninterrupted run.
+    on_epoch_end : callable, optional
+        Called with each epoch's record after it is complete (and checkpointed).
 
     Returns
     -------
@@ -288,7 +568,10 @@ def train(module: nn.Module, X: Any, cfg: TrainConfig, *, seed: int | None = Non
     Raises
     ------
     TrainingError
-        When the loss becomes NaN or infinite; the module keeps its last good weights.
+        When the loss becomes NaN, infinite, or explodes; the module keeps the weights of
+        the last good epoch.
+    TrainingInterrupted
+        On Ctrl-C, after saving a checkpoint (when ``checkpoint_dir`` is given).
 
     Examples
     --------
@@ -301,80 +584,192 @@ def train(module: nn.Module, X: Any, cfg: TrainConfig, *, seed: int | None = Non
     >>> len(history.records)
     3
     """
-    cfg.validate()
-    seed = resolve_seed(cfg.random_state if seed is None else seed)
-    device = resolve_device(cfg.device)
-    data = as_tensor(X)
-    if data.ndim != 2 or data.shape[0] < 1:
-        raise DataError(f"train expects a 2-D array with at least one sample, got shape {tuple(data.shape)}.")
-    gen = torch.Generator().manual_seed(seed)
-    train_idx, val_idx = split_validation(data.shape[0], cfg.validation_fraction, gen)
-    X_train = data[train_idx].to(device)  # (n_train, features)
-    X_val = data[val_idx].to(device) if val_idx is not None else None
-    module.to(device).train()
-    if hasattr(module, "prepare"):
-        module.prepare(X_train)
+    from lucidae.checkpoint import TrainState, load_checkpoint, save_checkpoint
+    from lucidae.streaming import ChunkSource
 
-    optimizer = make_optimizer(module, cfg)
-    n = X_train.shape[0]
-    steps_per_epoch = math.ceil(n / cfg.batch_size)
-    epochs = auto_epochs(steps_per_epoch) if cfg.epochs is None else cfg.epochs
-    total_steps = steps_per_epoch * epochs
-    history = History()
-    best_val, best_state, bad_epochs = math.inf, None, 0
-    last_good = {k: v.detach().clone() for k, v in module.state_dict().items()}
-    progress = _Progress(cfg.verbose, epochs)
-    step = 0
-    try:
-        for epoch in range(1, epochs + 1):
-            start = time.perf_counter()
-            order = torch.randperm(n, generator=gen).to(device) if cfg.shuffle else None
-            epoch_data = X_train[order] if order is not None else X_train  # one gather per epoch
-            sums: dict[str, Tensor] = {}
-            for b in range(steps_per_epoch):
-                xb = epoch_data[b * cfg.batch_size : (b + 1) * cfg.batch_size]  # (batch, features)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr_at(step, total_steps, cfg)
-                loss = module.loss(xb, xb)
-                optimizer.zero_grad(set_to_none=True)
-                loss.total.backward()
-                optimizer.step()
-                if hasattr(module, "after_step"):
-                    module.after_step()
-                step += 1
-                weight = xb.shape[0]
-                for name, value in (("loss", loss.total.detach()), *loss.terms.items()):
-                    sums[name] = sums[name] + value * weight if name in sums else value * weight
-            record: dict[str, Any] = {"epoch": epoch}
-            record.update({k: float(v) / n for k, v in sums.items()})
-            if not math.isfinite(record["loss"]):
-                module.load_state_dict(last_good)
-                raise TrainingError(
-                    f"The training loss became {record['loss']} in epoch {epoch}. The model keeps "
-                    f"the weights of epoch {epoch - 1}. Try a lower learning rate (lr={cfg.lr:g} now) "
-                    "or check that the data is scaled (scaling='auto')."
+    cfg.validate()
+    if checkpoint_every < 0:
+        raise ConfigError(f"checkpoint_every={checkpoint_every} is invalid: expected an integer >= 0.")
+    if resume and checkpoint_dir is None:
+        raise ConfigError("resume=True needs checkpoint_dir, the folder the interrupted run wrote its checkpoint to.")
+    seed = resolve_seed(cfg.random_state if seed is None else seed)
+    me = world()
+    if cfg.batch_size < me.size:
+        raise ConfigError(
+            f"batch_size={cfg.batch_size} is the global batch; it must be at least the {me.size} processes."
+        )
+    device = _device_for(cfg, me)
+    gen = torch.Generator().manual_seed(seed)
+    data_cls = _StreamData if isinstance(X, ChunkSource) else _MemoryData
+    data = data_cls(X, cfg, gen, me, device)
+    ckpt_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+    saved = load_checkpoint(ckpt_dir) if resume else None
+    if saved is not None:
+        _check_resumable(saved.config, cfg, ckpt_dir)
+
+    epochs = auto_epochs(data.steps_per_epoch) if cfg.epochs is None else cfg.epochs
+    total_steps = data.steps_per_epoch * epochs
+    precision = getattr(cfg, "precision", "fp32")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    writer = me.rank == 0
+    progress = _Progress(cfg.verbose if writer else 0, epochs)
+    with torch.random.fork_rng(devices=[]):
+        # noise inside the model (dropout, sampling) draws from a stream the checkpoint can restore
+        torch.manual_seed(seed ^ 0x5EED)
+        module.to(device).train()
+        if saved is None and hasattr(module, "prepare"):
+            module.prepare(data.prepare_sample())
+        optimizer = make_optimizer(module, cfg)
+        history = History()
+        best_val, best_state, bad_epochs, first_loss, start_epoch, step = math.inf, None, 0, None, 1, 0
+        if saved is not None:
+            module.load_state_dict(saved.module)
+            optimizer.load_state_dict(saved.optimizer)
+            gen.set_state(saved.generators["shuffle"])
+            torch.set_rng_state(saved.generators["torch"])
+            if "local" in saved.generators and isinstance(data, _StreamData):
+                data.local_gen.set_state(saved.generators["local"])
+            history = History.from_dict(saved.history)
+            best_val, bad_epochs, first_loss = saved.best_val, saved.bad_epochs, saved.first_loss
+            best_state = None if saved.best_state is None else {k: v.to(device) for k, v in saved.best_state.items()}
+            start_epoch, step = saved.epoch + 1, saved.step
+        model_fn: Any = _LossModule(module)
+        if me.size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            model_fn = DistributedDataParallel(model_fn, device_ids=[device.index] if device.type == "cuda" else None)
+        has_after_step = hasattr(module, "after_step")
+        constant_lr = cfg.lr_schedule == "constant"
+        snapshot: TrainState | None = None
+        last_good = _clone_state(module)
+        written_epoch = start_epoch - 1 if saved is not None else -1
+        epoch = start_epoch
+        try:
+            for epoch in range(start_epoch, epochs + 1):
+                start = time.perf_counter()
+                sums: dict[str, Tensor] = {}
+                seen, checked_sum, checked_seen = 0, 0.0, 0
+                for xb, rows, weight in data.batches(gen):
+                    if not constant_lr:
+                        lr = lr_at(step, total_steps, cfg)
+                        for group in optimizer.param_groups:
+                            group["lr"] = lr
+                    with autocast:
+                        loss = model_fn(xb)
+                    total = loss.total if weight is None else loss.total * weight
+                    optimizer.zero_grad(set_to_none=True)
+                    total.backward()
+                    optimizer.step()
+                    if has_after_step:
+                        module.after_step()
+                    step += 1
+                    seen += rows
+                    # accumulated on the device: no host sync per step
+                    for name, value in (("loss", loss.total), *loss.terms.items()):
+                        value = value.detach().float()
+                        if name in sums:
+                            sums[name].add_(value, alpha=rows)
+                        else:
+                            sums[name] = value * rows
+                    if first_loss is None:
+                        first_loss = float(all_reduce_sum(loss.total.detach().float().reshape(1)) / me.size)
+                    if step % CHECK_EVERY == 0:
+                        window = all_reduce_sum(torch.stack([sums["loss"].cpu(), torch.tensor(float(seen))]))
+                        value = (float(window[0]) - checked_sum) / max(float(window[1]) - checked_seen, 1.0)
+                        checked_sum, checked_seen = float(window[0]), float(window[1])
+                        _stop_if_diverged(value, epoch, step, cfg, first_loss, module, last_good)
+                names = list(sums)
+                totals = all_reduce_sum(torch.stack([sums[k].cpu() for k in names] + [torch.tensor(float(seen))]))
+                n_seen = max(float(totals[-1]), 1.0)
+                record: dict[str, Any] = {"epoch": epoch}
+                record.update({k: float(v) / n_seen for k, v in zip(names, totals[:-1])})
+                _stop_if_diverged(record["loss"], epoch, step, cfg, first_loss, module, last_good)
+                last_good = _clone_state(module)
+                val_loss = data.validation_loss(module)
+                if val_loss is not None:
+                    record["val_loss"] = val_loss
+                record["lr"] = optimizer.param_groups[0]["lr"]
+                record["seconds"] = time.perf_counter() - start
+                record["samples_per_s"] = n_seen / max(record["seconds"], 1e-9)
+                history.records.append(record)
+                progress.update(record)
+                stop = False
+                if val_loss is not None:
+                    if val_loss < best_val - 1e-12:
+                        best_val, bad_epochs, history.best_epoch = val_loss, 0, epoch
+                        if cfg.restore_best:
+                            best_state = _clone_state(module)
+                    else:
+                        bad_epochs += 1
+                        if cfg.patience and bad_epochs >= cfg.patience:
+                            history.stopped_early = stop = True
+                if ckpt_dir is not None:
+                    snapshot = TrainState(
+                        epoch=epoch,
+                        step=step,
+                        module=last_good,
+                        optimizer=_clone_optimizer(optimizer),
+                        generators={
+                            "shuffle": gen.get_state(),
+                            "torch": torch.get_rng_state(),
+                            **({"local": data.local_gen.get_state()} if isinstance(data, _StreamData) else {}),
+                        },
+                        history=copy.deepcopy(history.to_dict()),
+                        best_val=best_val,
+                        bad_epochs=bad_epochs,
+                        best_state=best_state,
+                        first_loss=first_loss,
+                        config=cfg.to_dict(),
+                    )
+                    if writer and checkpoint_every and (epoch % checkpoint_every == 0 or stop or epoch == epochs):
+                        save_checkpoint(ckpt_dir, snapshot)
+                        written_epoch = epoch
+                if on_epoch_end is not None:
+                    on_epoch_end(record)
+                if stop:
+                    break
+        except KeyboardInterrupt as interrupt:
+            if isinstance(interrupt, TrainingInterrupted):
+                raise
+            done = snapshot.epoch if snapshot is not None else written_epoch
+            path = None
+            if ckpt_dir is not None and done >= 1:
+                path = ckpt_dir
+                if writer and snapshot is not None and written_epoch != snapshot.epoch:
+                    save_checkpoint(ckpt_dir, snapshot)
+            if snapshot is not None:
+                module.load_state_dict(snapshot.module)
+            if path is None:
+                message = f"Training was interrupted in epoch {epoch} before a checkpoint could be saved."
+            else:
+                message = (
+                    f"Training was interrupted in epoch {epoch}; the state after epoch {done} is saved in {path}. "
+                    "Continue with `lucidae train --resume RUN_DIR` (or train(..., resume=True))."
                 )
-            last_good = {k: v.detach().clone() for k, v in module.state_dict().items()}
-            if X_val is not None:
-                record["val_loss"] = evaluate(module, X_val)
-            record["lr"] = optimizer.param_groups[0]["lr"]
-            record["seconds"] = time.perf_counter() - start
-            record["samples_per_s"] = n / max(record["seconds"], 1e-9)
-            history.records.append(record)
-            progress.update(record)
-            if X_val is not None:
-                if record["val_loss"] < best_val - 1e-12:
-                    best_val, bad_epochs, history.best_epoch = record["val_loss"], 0, epoch
-                    if cfg.restore_best:
-                        best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-                else:
-                    bad_epochs += 1
-                    if cfg.patience and bad_epochs >= cfg.patience:
-                        history.stopped_early = True
-                        break
-    finally:
-        progress.close()
+            raise TrainingInterrupted(message, path, done) from None
+        finally:
+            progress.close()
     if best_state is not None:
         module.load_state_dict(best_state)
     module.eval()
     return history
+
+
+def _stop_if_diverged(
+    value: float,
+    epoch: int,
+    step: int,
+    cfg: TrainConfig,
+    first: float | None,
+    module: nn.Module,
+    last_good: dict[str, Tensor],
+) -> None:
+    """Raise :class:`TrainingError` (restoring ``last_good``) when ``value`` is NaN, infinite or exploded."""
+    kind = None
+    if not math.isfinite(value):
+        kind = "nan"
+    elif first is not None and math.isfinite(first) and value > EXPLODE_FACTOR * max(first, 1e-12):
+        kind = "explode"
+    if kind is not None:
+        module.load_state_dict(last_good)
+        raise TrainingError(_diagnosis(kind, value, epoch, step, cfg, first))

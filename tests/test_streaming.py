@@ -1,0 +1,151 @@
+"""Data larger than memory: memmap, .npy path and zarr inputs are streamed in shuffled chunks."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+import torch
+
+from lucidae import AutoEncoder, streaming
+from lucidae.errors import DataError
+from lucidae.scaling import fit_scaler
+from lucidae.streaming import ChunkSource, open_array, scan
+
+
+def _fast(**kw):
+    params = dict(hidden_dims=(16,), latent_dim=4, epochs=8, batch_size=64, validation_fraction=0.0)
+    params.update(random_state=0, verbose=0, lr_schedule="constant", lr=3e-3)
+    params.update(kw)
+    return AutoEncoder(**params)
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    # digits as float32 rows of 64 features: 100 rows per chunk, so 18 chunks and real chunk shuffling
+    monkeypatch.setattr(streaming, "CHUNK_BYTES", 100 * 64 * 4)
+    monkeypatch.setattr(streaming, "SHUFFLE_CHUNKS", 3)
+
+
+@pytest.fixture
+def digits_npy(tmp_path, digits):
+    path = tmp_path / "digits.npy"
+    np.save(path, digits.X.astype(np.float32))
+    return path
+
+
+def test_streaming_reaches_the_in_memory_loss(small_chunks, digits, digits_npy):
+    in_memory = _fast().fit(digits.X.astype(np.float32))
+    streamed = _fast().fit(str(digits_npy))
+    assert streamed.scaler_.kind == in_memory.scaler_.kind
+    np.testing.assert_allclose(streamed.scaler_.scale, in_memory.scaler_.scale)
+    a, b = in_memory.history_.losses, streamed.history_.losses
+    assert b[-1] < 0.7 * b[0]  # it trains
+    assert b[-1] == pytest.approx(a[-1], rel=0.15)  # same loss within noise (local shuffling: seeds vary ~10%)
+    err_a = -in_memory.score(digits.X)
+    err_b = -streamed.score(digits.X)
+    assert err_b == pytest.approx(err_a, rel=0.15)
+
+
+def test_memmap_and_path_give_identical_models(small_chunks, digits_npy):
+    memmap = np.load(digits_npy, mmap_mode="r")
+    a = _fast(epochs=2).fit(memmap)
+    b = _fast(epochs=2).fit(digits_npy)
+    for (ka, va), (kb, vb) in zip(a.module_.state_dict().items(), b.module_.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)
+
+
+def test_every_row_is_seen_once_per_epoch(small_chunks, digits):
+    source = ChunkSource(np.arange(1000 * 3, dtype=np.float32).reshape(1000, 3), chunk_rows=70)
+    from lucidae.config import TrainConfig
+    from lucidae.distributed import World
+    from lucidae.train import _StreamData
+
+    data = _StreamData(
+        source,
+        TrainConfig(batch_size=32, validation_fraction=0),
+        torch.Generator().manual_seed(0),
+        World(0, 1, 0),
+        torch.device("cpu"),
+    )
+    gen = torch.Generator().manual_seed(1)
+    first = torch.cat([xb for xb, _, _ in data.batches(gen)])[:, 0]
+    second = torch.cat([xb for xb, _, _ in data.batches(gen)])[:, 0]
+    expected = torch.arange(0, 3000, 3, dtype=torch.float32)
+    assert torch.equal(first.sort().values, expected) and torch.equal(second.sort().values, expected)
+    assert not torch.equal(first, second)  # reshuffled
+    assert not torch.equal(first, expected)  # shuffled at all
+
+
+def test_validation_holds_out_whole_chunks(small_chunks, digits_npy):
+    ae = _fast(epochs=2, validation_fraction=0.2).fit(digits_npy)
+    assert all("val_loss" in r for r in ae.history_.records)
+
+
+def test_scan_matches_the_in_memory_scaler(rng):
+    X = (rng.normal(size=(3000, 5)) * [1, 10, 100, 0.1, 0] + [0, 5, -3, 1, 2]).astype(np.float64)
+    for scaling, output in (("standard", "linear"), ("minmax", "sigmoid"), ("auto", "linear")):
+        slow = fit_scaler(X, scaling, output_activation=output)
+        fast = scan(X, scaling, output_activation=output)
+        assert fast.kind == slow.kind
+        np.testing.assert_allclose(fast.offset, X.mean(0) if slow.kind == "standard" else X.min(0), rtol=1e-10)
+        np.testing.assert_allclose(fast.scale, slow.scale, rtol=1e-10)
+
+
+def test_uint8_needs_no_scan_and_reads_through_the_file(tmp_path, rng):
+    X = rng.integers(0, 256, size=(500, 20), dtype=np.uint8)
+    path = tmp_path / "u8.npy"
+    np.save(path, X)
+    memmap = open_array(path)
+    assert scan(memmap, "auto").kind == "uint8"
+    source = ChunkSource(memmap, chunk_rows=64)
+    assert source._file is not None  # whole-file memmap: read(), not the mapping
+    got = np.concatenate([source.read(i, raw=True) for i in range(source.n_chunks)])
+    np.testing.assert_array_equal(got, X)
+    sliced = ChunkSource(memmap[100:], chunk_rows=64)
+    assert sliced._file is None  # a view: falls back to slicing the mapping
+    np.testing.assert_array_equal(sliced.read(0, raw=True), X[100:164])
+
+
+def test_nan_in_a_memmap_is_located(tmp_path, rng):
+    X = rng.random((300, 4))
+    X[217, 3] = np.nan
+    path = tmp_path / "nan.npy"
+    np.save(path, X)
+    with pytest.raises(DataError, match="row 217, column 3"):
+        _fast().fit(np.load(path, mmap_mode="r"))
+
+
+@pytest.mark.parametrize("bad, fragment", [("missing.npy", "does not exist"), ("3d", "2-D")])
+def test_bad_streamed_inputs_are_data_errors(tmp_path, bad, fragment):
+    if bad == "3d":
+        path = tmp_path / "x.npy"
+        np.save(path, np.zeros((2, 2, 2), dtype=np.float32))
+    else:
+        path = tmp_path / bad
+    with pytest.raises(DataError, match=fragment):
+        _fast().fit(str(path))
+
+
+def test_peak_memory_does_not_grow_with_samples(tmp_path, monkeypatch, rng):
+    monkeypatch.setattr(streaming, "CHUNK_BYTES", 256 * 32 * 4)
+    peaks = []
+    for n in (4000, 16000):
+        path = tmp_path / f"x{n}.npy"
+        np.save(path, rng.integers(0, 256, size=(n, 32), dtype=np.uint8))
+        tracemalloc.start()
+        _fast(epochs=1, batch_size=128).fit(path)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    # 4x the data (and its float32 copy would be 2 MB): the peak stays that of a few chunks
+    assert peaks[1] < 1.3 * peaks[0] + 100_000, peaks
+
+
+def test_zarr_array_is_streamed(small_chunks, digits):
+    zarr = pytest.importorskip("zarr")
+    X = digits.X.astype(np.float32)
+    z = zarr.create_array(store=zarr.storage.MemoryStore(), shape=X.shape, dtype="f4", chunks=(256, 64))
+    z[:] = X
+    ae = _fast(epochs=3).fit(z)
+    ref = _fast(epochs=3).fit(X)
+    assert ae.n_features_in_ == 64
+    assert ae.history_.losses[-1] == pytest.approx(ref.history_.losses[-1], rel=0.15)
