@@ -164,16 +164,21 @@ def _fail(err: Exception) -> typer.Exit:
 
 
 def _save_output(array: np.ndarray, out: Path, header: list[str]) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    if out.suffix == ".csv":
-        np.savetxt(tmp, array, delimiter=",", header=",".join(header), comments="", fmt="%.7g")
-    elif out.suffix == ".npy":
-        with open(tmp, "wb") as fh:
-            np.save(fh, array)
-    else:
+    if out.suffix not in (".csv", ".npy"):
         raise ConfigError(f"--out {out}: unknown suffix {out.suffix!r}; use .npy or .csv.")
-    os.replace(tmp, out)
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix == ".csv":
+            np.savetxt(tmp, array, delimiter=",", header=",".join(header), comments="", fmt="%.7g")
+        else:
+            with open(tmp, "wb") as fh:
+                np.save(fh, array)
+        os.replace(tmp, out)
+    except OSError as err:
+        raise ConfigError(
+            f"--out {out} could not be written ({err.strerror or err}). Pick a folder you can write to."
+        ) from err
 
 
 def fit_run(
@@ -221,6 +226,8 @@ def fit_run(
     est.fit(dataset.X[train_idx], feature_names=dataset.feature_names, image_shape=dataset.image_shape)
     record: dict[str, Any] = {
         "data": data_cfg.to_dict(),
+        # A relative --data path only resolves from the folder training ran in; reports may run elsewhere.
+        "data_path": str(Path(data_cfg.data).resolve()) if Path(data_cfg.data).exists() else None,
         "dataset": {"name": dataset.name, "description": dataset.description, "n_samples": n},
         "test_indices": test_idx.tolist(),
         "metrics": {},

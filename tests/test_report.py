@@ -163,6 +163,7 @@ def tabular_run(tmp_path_factory):
     args = ["train", "--data", str(csv), "--hidden-dims", "", "--latent-dim", "1", "--epochs", "3", "--verbose", "0"]
     result = runner.invoke(app, [*args, "--random-state", "0", "--out", str(out)])
     assert result.exit_code == 0, result.output
+    assert json.loads((out / "run.json").read_text())["data_path"] == str(csv.resolve())
     result = runner.invoke(app, ["report", str(out)])
     assert result.exit_code == 0, result.output
     assert "report written to" in result.output
@@ -185,6 +186,21 @@ def test_tabular_report_warns_of_low_explained_variance(tabular_run):
     html = (tabular_run / "report.html").read_text()
     assert "feature (standardised)" not in html  # that label is drawn into the PNG, not the page
     assert "<th>latent</th>" in html  # tabular top-activating samples are a table with the feature names
+
+
+def test_image_tiles_place_pixels_where_expected():
+    from PIL import Image
+
+    from lucidae.report.plots import image_tiles
+
+    rows = np.array([[0.0, 1.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0]])  # two 2x2 images
+    uri = image_tiles(rows, (2, 2), vmin=0.0, vmax=1.0, target=2)  # scale 1, 2-pixel white gutters
+    img = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("L"))
+    assert img.shape == (2 + 2 + 2, 2 + 2 * (2 + 2))
+    assert img[2:4, 2:4].tolist() == [[0, 255], [255, 0]]
+    assert img[2:4, 6:8].tolist() == [[255, 255], [255, 255]]
+    rgb = image_tiles(np.random.default_rng(0).random((3, 3 * 4 * 4)), (3, 4, 4))  # channels first
+    assert Image.open(io.BytesIO(base64.b64decode(rgb.split(",", 1)[1]))).mode == "RGB"
 
 
 def test_large_code_draws_only_the_top_latents(digits, tmp_path):

@@ -305,6 +305,8 @@ def build_report(
     run = read_run(run_dir)
     if dataset is None:
         spec = (run.get("data") or {}).get("data")
+        if run.get("data_path") and Path(run["data_path"]).exists() and not Path(str(spec)).exists():
+            spec = run["data_path"]
         if not spec:
             raise DataError(
                 f"{run_dir} has no {RUN_FILE} naming its data, so the report cannot evaluate the model. "
