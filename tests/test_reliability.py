@@ -360,6 +360,16 @@ def test_run_record_shapes_are_checked(tmp_path, record):
         read_run_record(tmp_path)
 
 
+def test_cli_encode_to_an_unwritable_place(saved, tmp_path):
+    data = tmp_path / "t.csv"
+    data.write_text("1,2,3,4,5\n6,7,8,9,10\n")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    result = CliRunner().invoke(app, ["encode", str(saved), "--data", str(data), "--out", str(blocker / "z.npy")])
+    assert result.exit_code == 2, result.output
+    assert "could not be written" in result.output and "Pick a folder you can write to" in result.output
+
+
 def test_cli_info_with_damaged_run_record(run):
     (run / "run.json").write_text("{not json")
     result = CliRunner().invoke(app, ["info", str(run)])
