@@ -15,6 +15,7 @@ from lucidae.datasets.builtin import load_digits
 from lucidae.datasets.dictionary import DictionaryDataset, atom_recovery, make_sparse_dictionary
 from lucidae.datasets.files import load_array, load_fashion_mnist, load_mnist, read_idx
 from lucidae.datasets.shapes import load_shapes, make_shapes
+from lucidae.datasets.topics import TopicDataset, make_topics
 from lucidae.errors import DataError
 
 BUILTIN: dict[str, Callable[[], Dataset]] = {
@@ -66,6 +67,7 @@ __all__ = [
     "BUILTIN",
     "Dataset",
     "DictionaryDataset",
+    "TopicDataset",
     "atom_recovery",
     "load_array",
     "load_dataset",
@@ -75,5 +77,6 @@ __all__ = [
     "load_shapes",
     "make_shapes",
     "make_sparse_dictionary",
+    "make_topics",
     "read_idx",
 ]

@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+
+from lucidae.applications.text import TextTopics, load_stdlib_docstrings
+from lucidae.datasets.topics import make_topics
+from lucidae.errors import ConfigError, DataError
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return make_topics(1500, n_topics=8, vocab_size=400, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(corpus):
+    return TextTopics(n_latents=24, k=3, random_state=0).fit(corpus.documents)
+
+
+def test_make_topics_follows_its_generative_model(corpus):
+    ds = corpus
+    assert ds.X.shape == (1500, 400) and ds.factors.shape == (1500, 8)
+    np.testing.assert_allclose(ds.factors.sum(axis=1), 1.0, rtol=1e-5)
+    # the counts are the documents' words
+    for d in (0, 7, 1499):
+        words = ds.documents[d].split()
+        assert ds.X[d].sum() == len(words)
+        assert ds.X[d, ds.feature_names.index(words[0])] == words.count(words[0])
+    # each topic owns disjoint words named after it, and its own words dominate its documents
+    owned = [set(w) for w in ds.topic_words]
+    assert all(not (a & b) for i, a in enumerate(owned) for b in owned[i + 1 :])
+    for k, words in enumerate(ds.topic_words):
+        assert all(ds.feature_names[w].startswith(f"t{k}w") for w in words)
+        main = ds.X[ds.factors[:, k] > 0.9]
+        other = [w for j, ws in enumerate(ds.topic_words) if j != k for w in ws]
+        assert main[:, words].sum() > 10 * main[:, other].sum()
+    # about 30% background words
+    bg = [i for i, n in enumerate(ds.feature_names) if n.startswith("bg")]
+    assert ds.X[:, bg].sum() / ds.X.sum() == pytest.approx(0.3, abs=0.02)
+
+
+def test_every_planted_topic_is_captured_by_a_latent(fitted, corpus):
+    found = []
+    for words in corpus.topic_words:
+        names = {corpus.feature_names[w] for w in words}
+        best = max(sum(w in names for w, _ in t.words) for t in fitted.topics(top=10))
+        found.append(best)
+    assert min(found) >= 6, found  # each topic: some latent whose top 10 words are mostly its own
+
+
+def test_top_documents_are_about_the_latents_topic(fitted, corpus):
+    for t in fitted.topics(top=10)[:8]:
+        topic = int(t.words[0][0][1 : t.words[0][0].index("w")])
+        docs = [d for d, _ in t.documents]
+        assert len(docs) == 5
+        assert np.mean(corpus.factors[docs, topic]) > 0.5
+        acts = [a for _, a in t.documents]
+        assert acts == sorted(acts, reverse=True)
+
+
+def test_transform_new_documents(fitted, corpus):
+    topic = corpus.topic_words[2]
+    doc = " ".join(corpus.feature_names[w] for w in topic[:6])
+    z = fitted.transform([doc])
+    assert z.shape == (1, 24) and (z != 0).sum() <= 3
+    best = int(np.argmax(z[0]))
+    top = [w for w, _ in next(t for t in fitted.topics() if t.latent == best).words]
+    assert sum(w.startswith("t2w") for w in top) >= 6
+
+
+def test_any_estimator_inside(corpus):
+    from lucidae import AutoEncoder
+
+    ae = AutoEncoder(latent_dim=8, hidden_dims=(), epochs=5, verbose=0, random_state=0)
+    tt = TextTopics(estimator=ae).fit(corpus.documents[:300])
+    assert tt.components_.shape == (8, len(tt.vocabulary_))
+    assert all(len(t.words) == 10 for t in tt.topics())
+
+
+def test_bad_input():
+    with pytest.raises(ConfigError, match="k=40"):
+        TextTopics(n_latents=8, k=40).fit(["a b", "c d"])
+    with pytest.raises(ConfigError, match="vectorizer='bert'"):
+        TextTopics(vectorizer="bert").fit(["a b", "c d"])
+    with pytest.raises(DataError, match="list of strings"):
+        TextTopics().fit([1, 2, 3])
+    with pytest.raises(DataError, match="No words are left"):
+        TextTopics(min_df=5).fit(["alpha beta", "gamma delta"])
+
+
+def test_stdlib_docstrings_are_a_real_offline_corpus():
+    docs, names = load_stdlib_docstrings(max_modules=40)
+    assert len(docs) == 40 and len(set(names)) == 40
+    assert all(len(d) >= 200 for d in docs)
+    assert not any(n.split(".")[-1].startswith("test") for n in names)
