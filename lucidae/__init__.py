@@ -13,11 +13,12 @@ Examples
 from lucidae._version import __version__
 from lucidae.applications.anomaly import AnomalyDetector
 from lucidae.errors import LucidaeError
-from lucidae.estimators import AutoEncoder, SparseAutoEncoder, TopKAutoEncoder, load
+from lucidae.estimators import AutoEncoder, LinearAutoEncoder, SparseAutoEncoder, TopKAutoEncoder, load
 
 __all__ = [
     "AnomalyDetector",
     "AutoEncoder",
+    "LinearAutoEncoder",
     "LucidaeError",
     "SparseAutoEncoder",
     "TopKAutoEncoder",

@@ -205,6 +205,25 @@ class ModelConfig(_Config):
     """Activation applied to the code. "linear" gives an unconstrained code; "relu" a non-negative one."""
     output_activation: str = "sigmoid"
     """Activation of the reconstruction. "sigmoid" needs targets in [0, 1] (see scaling); "linear" fits any range."""
+    tied: bool = False
+    """"dense"/"linear" models: the decoder applies the encoder's weight matrices transposed (only its biases
+    are its own): half the weights, and each latent reads and writes along the same direction."""
+    encoder_l1: float = 0.0
+    """"dense"/"linear" models: L1 penalty encoder_l1 * sum|w| on the encoder's weights (not biases), added to
+    the loss; drives weights to zero so each latent reads fewer inputs. Useful range about 1e-6 to 1e-3."""
+    encoder_l2: float = 0.0
+    """"dense"/"linear" models: L2 penalty encoder_l2 * sum w^2 on the encoder's weights (not biases)."""
+    decoder_l1: float = 0.0
+    """"dense"/"linear" models: L1 penalty on the decoder's weights (not biases), so each latent writes to fewer
+    outputs. With tied weights it penalises the shared matrices a second time."""
+    decoder_l2: float = 0.0
+    """"dense"/"linear" models: L2 penalty decoder_l2 * sum w^2 on the decoder's weights (not biases)."""
+    noise: str = "none"
+    """"dense"/"linear" models: corrupt the inputs while training (never the targets, never when evaluating)
+    for a denoising autoencoder: "gaussian" adds noise_level * N(0, 1) in the scaled space, "mask" zeroes
+    each input with probability noise_level, "none" trains on clean inputs."""
+    noise_level: float = 0.1
+    """Standard deviation ("gaussian") or drop probability ("mask", below 1) of the input corruption."""
     k: int = 8
     """Sparse "topk" model: latents kept active per sample (exactly k non-zero codes); at most latent_dim."""
     l1_coefficient: float = 0.01
@@ -266,6 +285,7 @@ class ModelConfig(_Config):
         _check(self.latent_dim <= 1_000_000, f"latent_dim={self.latent_dim} is absurdly large.")
         for name in ("activation", "latent_activation", "output_activation"):
             _one_of(name, getattr(self, name), ACTIVATIONS)
+        self._validate_dense_levers()
         _positive_int("k", self.k)
         _check(
             self.model != "topk" or self.k <= self.latent_dim,

@@ -10,12 +10,13 @@ from __future__ import annotations
 from torch import nn
 
 from lucidae.models.conv import ConvolutionalAutoEncoder, ConvOutput
-from lucidae.models.dense import DenseAutoEncoder, Loss, Output
+from lucidae.models.dense import DenseAutoEncoder, LinearAutoEncoder, Loss, Output
 from lucidae.models.sparse import SAE, SparseOutput
 from lucidae.models.vae import VAEOutput, VariationalAutoEncoder
 
 MODELS: dict[str, type[nn.Module]] = {
     "dense": DenseAutoEncoder,
+    "linear": LinearAutoEncoder,
     "sparse": SAE,
     "topk": SAE,
     "conv": ConvolutionalAutoEncoder,
@@ -52,6 +53,7 @@ __all__ = [
     "ConvOutput",
     "ConvolutionalAutoEncoder",
     "DenseAutoEncoder",
+    "LinearAutoEncoder",
     "Loss",
     "Output",
     "SAE",
