@@ -1,5 +1,6 @@
 """Sparse autoencoders: TopK and ReLU + L1, the ground-truth dictionary, AuxK, activations."""
 
+import copy
 import inspect
 
 import numpy as np
@@ -149,13 +150,17 @@ def test_decoder_bias_initialisation(how, rng):
     torch.testing.assert_close(sae.decoder.bias.detach(), expected)
 
 
-def test_unit_norm_step_removes_the_parallel_gradient_and_renormalises():
-    sae = _module()
+@pytest.mark.parametrize("model", ["topk", "sparse"])
+def test_unit_norm_step_removes_the_parallel_gradient_and_renormalises(model):
+    sae = copy.deepcopy(_module(model))  # the projection must survive copies
     x = torch.randn(16, 8)
-    sae.loss(x, x).total.backward()
+    sae.train().loss(x, x).total.backward()
     w, g = sae.decoder.weight.detach(), sae.decoder.weight.grad
     parallel = (g * w).sum(dim=0)  # (latent,)
     assert parallel.abs().max() < 1e-6 and g.abs().max() > 1e-4
+    free = _module(model, unit_norm_decoder=False)
+    free.loss(x, x).total.backward()
+    assert (free.decoder.weight.grad * free.decoder.weight.detach()).sum(dim=0).abs().max() > 1e-4
     with torch.no_grad():
         sae.decoder.weight.mul_(3.0)
     sae.after_step()

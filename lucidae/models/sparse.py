@@ -22,7 +22,7 @@ Overcomplete dictionaries (``latent_dim > input_dim``) are the usual case.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -88,11 +88,24 @@ def geometric_median(X: Tensor, iterations: int = WEISZFELD_ITERATIONS, tol: flo
     return guess.float()
 
 
-def _remove_parallel_grad(weight: Tensor, grad: Tensor) -> Tensor:
-    # Adam would otherwise spend part of each step growing or shrinking columns that the
-    # unit-norm projection then undoes; only the tangent part changes the direction.
-    w = weight.detach()  # (input_dim, latent_dim), columns of norm 1
-    return grad - (grad * w).sum(dim=0, keepdim=True) * w
+class _TangentGrad(torch.autograd.Function):
+    """Identity on the decoder weight whose backward drops each column's parallel gradient.
+
+    Adam would otherwise spend part of each step growing or shrinking columns that the
+    unit-norm projection then undoes; only the tangent part changes a direction. Being
+    part of the graph (not a tensor hook), it survives ``deepcopy`` and ``load``.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, weight: Tensor) -> Tensor:
+        ctx.save_for_backward(weight)
+        return weight.view_as(weight)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        (weight,) = ctx.saved_tensors
+        unit = weight / weight.norm(dim=0, keepdim=True).clamp_min(1e-8)  # (input_dim, latent)
+        return grad - (grad * unit).sum(dim=0, keepdim=True) * unit
 
 
 class SAE(nn.Module):
@@ -152,9 +165,6 @@ class SAE(nn.Module):
         # Samples seen since each latent last fired; kept in the state dict so that a
         # saved model reports the same dead latents when it is loaded.
         self.register_buffer("samples_since_fired", torch.zeros(cfg.latent_dim, dtype=torch.long))
-        if cfg.unit_norm_decoder:
-            weight = self.decoder.weight
-            weight.register_hook(lambda grad: _remove_parallel_grad(weight, grad))
 
     # ------------------------------------------------------------------ hooks for the trainer
     @torch.no_grad()
@@ -201,9 +211,15 @@ class SAE(nn.Module):
         """Map inputs ``(batch, input_dim)`` to sparse codes ``(batch, latent_dim)``."""
         return self.activate(self.pre_activation(x))
 
+    def dictionary(self) -> Tensor:
+        """The decoder weight ``(input_dim, latent_dim)`` as used in the loss (with tangent-only gradients
+        when ``cfg.unit_norm_decoder``)."""
+        w = self.decoder.weight
+        return _TangentGrad.apply(w) if self.cfg.unit_norm_decoder and torch.is_grad_enabled() else w
+
     def decode(self, z: Tensor) -> Tensor:
         """Map codes ``(batch, latent_dim)`` to reconstructions ``(batch, input_dim)``."""
-        return self.decoder(z)
+        return F.linear(z, self.dictionary(), self.decoder.bias)
 
     def forward(self, x: Tensor) -> SparseOutput:
         pre = self.pre_activation(x)  # (batch, latent)
@@ -239,7 +255,7 @@ class SAE(nn.Module):
         active = out.latent != 0  # (batch, latent)
         terms = {"mse": mse.detach(), "l0": active.sum(dim=1).float().mean()}
         if not self.topk:
-            col_norms = self.decoder.weight.norm(dim=0)  # (latent,)
+            col_norms = self.dictionary().norm(dim=0)  # (latent,)
             l1 = (out.latent.abs() * col_norms).sum(dim=1).mean()
             total = total + self.cfg.l1_coefficient * l1
             terms["l1"] = l1.detach()
@@ -266,7 +282,7 @@ class SAE(nn.Module):
         masked = out.pre_activation.masked_fill(~dead, float("-inf"))  # (batch, latent)
         values, indices = masked.topk(k_aux, dim=1, sorted=False)  # (batch, k_aux)
         values = F.relu(values)
-        atoms = self.decoder.weight.T[indices]  # (batch, k_aux, input_dim)
+        atoms = self.dictionary().T[indices]  # (batch, k_aux, input_dim)
         residual_hat = torch.einsum("bk,bkd->bd", values, atoms)  # (batch, input_dim)
         # Normalised by the residual's own power (Gao et al.'s normalised MSE): the residual
         # shrinks as training goes on, and an unnormalised loss would fade with it.
