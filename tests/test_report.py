@@ -356,3 +356,29 @@ def test_report_works_for_every_model_family(digits, tmp_path, name, kwargs, fra
     assert fragment in html_lib.unescape(html)
     assert len(re.findall(r'<div class="card( dead)?" id="latent-', html)) == 2
     assert _metrics(out)["estimator"] == name
+
+
+def test_known_factors_add_disentanglement_to_report_and_sweep(tmp_path):
+    from lucidae.datasets.shapes import make_shapes
+    from lucidae.metrics import mig
+    from lucidae.report.sweep import write_sweep_page
+
+    ds = make_shapes(400, image_size=16, random_state=0)
+    est = AutoEncoder(hidden_dims=(), latent_dim=3, epochs=1, verbose=0, random_state=0)
+    out, record = fit_run(est, ds, DataConfig(data="shapes"), tmp_path / "shapes", quiet=True)
+    html = build_report(out, dataset=ds, max_latents=2).read_text()
+    test = np.asarray(record["test_indices"])
+    expected = mig(load(out).transform(ds.X[test]), ds.factors[test])
+    assert _metrics(out)["metrics"]["mig"] == pytest.approx(expected)
+    assert ">mig</td>" in html and "disentanglement" in html
+
+    rows = [
+        {"name": f"r{i}", "levers": {"latent_dim": 3}, "status": "trained", "fit_seconds": 1.0, "fvu": f,
+         "l0": 3.0, "near_zero_weights": 0.0, "mig": g, "dead_latents": 0, "warnings": []}
+        for i, (f, g) in enumerate([(0.2, 0.1), (0.3, 0.4), (0.4, 0.3)])
+    ]  # fmt: skip
+    page = write_sweep_page(tmp_path / "sweep", rows, [], title="factors")
+    sweep_html = page.read_text()
+    assert 'id="plot-mig"' in sweep_html and "MIG is not plotted" not in sweep_html
+    doc = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert ["mig" in r.get("pareto", []) for r in doc["runs"]] == [True, True, False]  # r2 is dominated by r1

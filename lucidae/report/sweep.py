@@ -457,6 +457,7 @@ def write_sweep_page(out: Path, rows: list[dict[str, Any]], skipped: list[str], 
         {"title": title, "plots": plot_ctx, "runs": table, "notes": notes, "skipped": skipped, "measures": measures},
     )
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     _atomic_write_text(out / SWEEP_PAGE, html)
     _atomic_write_json(out / SWEEP_JSON, _json_safe({"runs": rows, "skipped": skipped}))
     return out / SWEEP_PAGE
