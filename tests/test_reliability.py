@@ -555,6 +555,32 @@ def test_unparseable_config(run, text, fragment):
         load(run)
 
 
+def test_every_np_load_and_torch_load_in_the_package_refuses_pickle():
+    # AST, not grep: a call hidden in a docstring does not count, and one split over lines does.
+    import ast
+    import pathlib
+
+    root = pathlib.Path(lucidae.estimators.__file__).parent
+    calls = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load"):
+                continue
+            owner = node.func.value
+            if isinstance(owner, ast.Name) and owner.id in ("np", "numpy", "torch"):
+                safe = {
+                    "np": ("allow_pickle", False),
+                    "numpy": ("allow_pickle", False),
+                    "torch": ("weights_only", True),
+                }
+                name, value = safe[owner.id]
+                kw = {k.arg: k.value for k in node.keywords}
+                ok = name in kw and isinstance(kw[name], ast.Constant) and kw[name].value is value
+                calls.append((f"{path.name}:{node.lineno}", ok))
+    assert calls, "expected the data loaders' np.load calls"
+    assert [c for c, ok in calls if not ok] == []
+
+
 def test_every_error_is_a_lucidae_error():
     for cls in (DataError, ConfigError, CorruptFileError):
         assert issubclass(cls, LucidaeError) and issubclass(cls, ValueError)
