@@ -144,17 +144,25 @@ def estimator_from_configs(model: ModelConfig, train_cfg: TrainConfig, data: Dat
     >>> est = estimator_from_configs(ModelConfig(latent_dim=4), TrainConfig(epochs=2), DataConfig())
     >>> type(est).__name__, est.latent_dim, est.epochs
     ('AutoEncoder', 4, 2)
+
+    An option left at its config default takes the family's own default, where the
+    family sets one on evidence:
+
+    >>> estimator_from_configs(ModelConfig(model="linear"), TrainConfig(), DataConfig()).batch_size
+    2048
     """
     from lucidae.estimators import estimator_for
 
     cls = estimator_for(model.model)
-    accepted = set(cls().get_params(deep=False))
+    own = cls().get_params(deep=False)
+    config_defaults = {**defaults(ModelConfig), **defaults(TrainConfig)}
     values = {
         **model.to_dict(),
         **train_cfg.to_dict(),
         "scaling": None if data.scaling == "none" else data.scaling,
     }
-    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items() if k in accepted}
+    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items() if k in own}
+    values = {k: v for k, v in values.items() if not (k in config_defaults and v == config_defaults[k] and own[k] != v)}
     return cls(**values)
 
 

@@ -372,7 +372,11 @@ def test_same_seed_same_denoising_model(digits):
 @pytest.mark.parametrize(
     "args, estimator, check",
     [
-        (["--model", "linear", "--latent-dim", "3"], "LinearAutoEncoder", {"model": "linear", "hidden_dims": []}),
+        (
+            ["--model", "linear", "--latent-dim", "3"],
+            "LinearAutoEncoder",
+            {"model": "linear", "hidden_dims": [], "activation": "linear", "output_activation": "linear"},
+        ),
         (
             ["--tied", "--encoder-l1", "1e-5", "--decoder-l2", "1e-4", "--noise", "mask", "--noise-level", "0.2"],
             "AutoEncoder",
@@ -391,3 +395,5 @@ def test_levers_work_from_the_cli(args, estimator, check, tmp_path):
     for key, value in check.items():
         assert config["model"][key] == value, key
     assert type(load(out)).__name__ == estimator
+    if estimator == "LinearAutoEncoder":  # options left at the config defaults take the family's own
+        assert {k: config["params"][k] for k in LINEAR_OWN_DEFAULTS} == LINEAR_OWN_DEFAULTS
