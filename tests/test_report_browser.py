@@ -3,7 +3,8 @@
 A probe script is injected at the top of a copy of each page; it records script
 errors, Content-Security-Policy violations, console.error calls and alert() calls, and
 after the load event writes them, with every image's load state, into the DOM, which
-``chromium --dump-dom`` prints. A screenshot of the unmodified page must not be blank.
+``chromium --dump-dom`` prints. Chromium's own log of console messages (stderr) must be
+empty too, for the probed copy and for the unmodified page. A screenshot of the unmodified page must not be blank.
 Without chromium the tests skip, except under CI (the CI variable set), where they fail:
 ``.ci/run`` installs it.
 """
@@ -81,6 +82,8 @@ def _run_chromium(args: list[str], tmp_path: Path) -> subprocess.CompletedProces
         "--disable-component-update",
         "--disable-sync",
         f"--user-data-dir={profile}",
+        "--enable-logging=stderr",  # the page's console messages go to stderr as "...:CONSOLE..." lines
+        "--v=0",
         *args,
     ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
@@ -97,7 +100,14 @@ def _probe(page: Path, tmp_path: Path) -> dict:
         probed.unlink()
     match = re.search(r'<pre id="lucidae-probe">(.*?)</pre>', result.stdout, re.S)
     assert match, f"the probe did not report; chromium said: {result.stderr[-2000:]}"
-    return json.loads(html_lib.unescape(match.group(1)))
+    report = json.loads(html_lib.unescape(match.group(1)))
+    report["console"] = _console_lines(result.stderr)
+    return report
+
+
+def _console_lines(stderr: str) -> list[str]:
+    """Messages the page wrote to the console (errors, CSP violations), from chromium's log."""
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line]
 
 
 def _screenshot_is_not_blank(page: Path, tmp_path: Path) -> None:
@@ -108,6 +118,7 @@ def _screenshot_is_not_blank(page: Path, tmp_path: Path) -> None:
         ["--hide-scrollbars", "--window-size=1200,1600", f"--screenshot={shot}", page.as_uri()], tmp_path
     )
     assert shot.is_file(), result.stderr[-2000:]
+    assert _console_lines(result.stderr) == []  # the unmodified page, without the probe
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float64)
     assert pixels.shape == (1600, 1200)
     assert pixels.std() > 10  # a blank (or single-colour) page has none
@@ -159,7 +170,7 @@ def pages(tmp_path_factory, digits):
 @pytest.mark.parametrize("kind", ["image", "table", "sweep"])
 def test_page_loads_cleanly(pages, kind, tmp_path):
     result = _probe(pages[kind], tmp_path)
-    assert result["errors"] == []
+    assert result["errors"] == [] and result["console"] == []
     assert result["images"] >= 2
     assert result["broken"] == []
     _screenshot_is_not_blank(pages[kind], tmp_path)
@@ -167,7 +178,7 @@ def test_page_loads_cleanly(pages, kind, tmp_path):
 
 def test_hostile_names_are_shown_as_text(pages, tmp_path):
     result = _probe(pages["table"], tmp_path)
-    assert result["errors"] == []  # nothing executed: no alert, no blocked inline script
+    assert result["errors"] == [] and result["console"] == []  # nothing executed, nothing blocked
     text = result["text"]
     assert XSS_FEATURE in text  # the reader sees the name as written ...
     assert XSS_RUN in text
