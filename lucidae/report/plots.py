@@ -330,6 +330,8 @@ def latent_map(coords: np.ndarray, labels: np.ndarray | None, *, title: str) -> 
     --------
     >>> latent_map(np.random.default_rng(0).random((10, 2)), None, title="codes")[:22]
     'data:image/png;base64,'
+    >>> latent_map(np.random.default_rng(0).random((30, 2)), np.array([f"s{i}" for i in range(30)]), title="c")[:5]
+    'data:'
     """
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.5, 3.6))
@@ -338,7 +340,7 @@ def latent_map(coords: np.ndarray, labels: np.ndarray | None, *, title: str) -> 
             mask = labels == value
             ax.scatter(coords[mask, 0], coords[mask, 1], s=6, alpha=0.7, label=safe_label(str(value), 12))
         ax.legend(fontsize=6, markerscale=2, loc="best", ncol=2)
-    elif labels is not None:
+    elif labels is not None and np.asarray(labels).dtype.kind in "biuf":
         points = ax.scatter(coords[:, 0], coords[:, 1], s=6, c=labels, cmap="viridis", alpha=0.7)
         fig.colorbar(points, ax=ax)
     else:
