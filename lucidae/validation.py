@@ -596,7 +596,8 @@ def check_npy(path: str | os.PathLike) -> None:
             _npy_header(fh, path.stat().st_size, str(path))
     except DataError:
         raise
-    except (ValueError, OSError, EOFError, SyntaxError, RecursionError, MemoryError) as err:
+    # numpy's header parser lets tokenize.TokenError, SyntaxError and others escape on damaged headers.
+    except Exception as err:
         raise DataError(f"{path} is not a readable .npy file ({type(err).__name__}: {str(err)[:200]}).") from err
 
 

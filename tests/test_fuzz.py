@@ -1,7 +1,7 @@
 """Property tests: damaged files either load validly or raise a LucidaeError; nothing else.
 
 Each test mutates a valid file (a model's ``config.json`` and ``model.safetensors``,
-an ``.npz``, a ``.csv``, idx files) the way corruption and hand-editing do: keys
+an ``.npy``, an ``.npz``, a ``.csv``, idx files) the way corruption and hand-editing do: keys
 deleted or inserted, values replaced by other types or by huge and negative numbers,
 bytes flipped, files truncated or replaced by random bytes. The outcome must be a valid
 load (which then also works) or a :class:`~lucidae.errors.LucidaeError`: any other
@@ -302,6 +302,22 @@ def test_mutated_npz(npz_template, workdir, data):
     path = workdir / "data.npz"
     path.write_bytes(raw)
     check_dataset(outcome(load_array, path))
+
+
+@given(data=st.data())
+def test_mutated_npy(workdir, data):
+    buffer = io.BytesIO()
+    if data.draw(st.booleans(), label="structural"):
+        shape = tuple(data.draw(st.lists(st.integers(0, 4), max_size=5), label="shape"))
+        dtype = np.dtype(data.draw(st.sampled_from(ARRAY_DTYPES), label="dtype"))
+        np.save(buffer, np.zeros(shape, dtype=dtype))  # object arrays are pickled: the loader must refuse them
+        raw = buffer.getvalue()
+    else:
+        np.save(buffer, np.arange(18, dtype=np.float32).reshape(6, 3))
+        raw = mutate_bytes(data, buffer.getvalue(), hot=128)  # the header is the first 128 bytes
+    path = workdir / "data.npy"
+    path.write_bytes(raw)
+    check_dataset(outcome(load_array, path, mmap=data.draw(st.booleans(), label="mmap")))
 
 
 CSV_ALPHABET = st.sampled_from(

@@ -248,6 +248,17 @@ def test_npy_truncated(tmp_path):
         load_array(path)
 
 
+def test_npy_header_with_unbalanced_brackets(tmp_path):
+    # Found by test_fuzz.py: numpy raised tokenize.TokenError, which is not a ValueError.
+    path = tmp_path / "x.npy"
+    np.save(path, np.zeros((6, 3), dtype=np.float32))
+    raw = bytearray(path.read_bytes())
+    raw[63] ^= 8  # ')' -> '!' inside "'shape': (6, 3)"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="is not a readable .npy file"):
+        load_array(path)
+
+
 def test_npz_lying_header_is_refused_before_allocation(tmp_path):
     import zipfile
 
