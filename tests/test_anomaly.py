@@ -254,3 +254,27 @@ def test_cli_detect(tmp_path):
     assert json.loads((tmp_path / "d" / "config.json").read_text())["estimator"] == "AnomalyDetector"
     bad = CliRunner().invoke(app, ["detect", "--data", str(data), "--contamination", "0.9"])
     assert bad.exit_code == 2 and "contamination=0.9" in bad.output
+
+
+def test_parameters_mirror_the_config():
+    import inspect
+
+    from lucidae.applications.anomaly import AnomalyConfig
+    from lucidae.config import defaults, field_docs
+
+    sig = inspect.signature(AnomalyDetector.__init__).parameters
+    params = {k: v.default for k, v in sig.items() if k not in ("self", "estimator")}
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for k, p in sig.items() if k != "self")
+    assert params == defaults(AnomalyConfig)
+    assert set(field_docs(AnomalyConfig)) == set(params)  # every field documented
+
+
+def test_clone_and_set_params_keep_the_inner_estimator():
+    from sklearn.base import clone
+
+    inner = AutoEncoder(latent_dim=3)
+    det = AnomalyDetector(estimator=inner, contamination=0.2)
+    c = clone(det)
+    assert c.contamination == 0.2 and c.estimator is not inner and c.estimator.latent_dim == 3
+    c.set_params(estimator__latent_dim=5, scoring="reconstruction")
+    assert c.estimator.latent_dim == 5 and c.scoring == "reconstruction"

@@ -47,6 +47,7 @@ from sklearn.base import BaseEstimator, OutlierMixin, clone
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from lucidae._version import __version__
+from lucidae.config import _check, _Config, _finite, _one_of, _positive_int
 from lucidae.errors import ConfigError, CorruptFileError, DataError
 
 SCORINGS = ("likelihood", "reconstruction")
@@ -54,6 +55,40 @@ SCORINGS = ("likelihood", "reconstruction")
 
 MAX_REFERENCE = 20_000
 """At most this many normal training samples are kept to find nearest neighbours."""
+
+
+@dataclass
+class AnomalyConfig(_Config):
+    """How :class:`AnomalyDetector` scores and flags samples (also the options of ``lucidae detect``).
+
+    Examples
+    --------
+    >>> AnomalyConfig(contamination=0.05).validate()
+    >>> AnomalyConfig(contamination=0.7).validate()
+    Traceback (most recent call last):
+    ...
+    lucidae.errors.ConfigError: contamination=0.7 is invalid: expected a number in (0.0, 0.5].
+    """
+
+    contamination: float = 0.1
+    """Expected share of outliers in the training data, in (0, 0.5]; the threshold flags that share (PyOD's 0.1)."""
+    scoring: str = "likelihood"
+    """"likelihood": reconstruction error plus the code's Mahalanobis distance; "reconstruction": the error alone."""
+    n_neighbors: int = 5
+    """Nearest normal training samples that explain() returns."""
+    random_state: int | None = None
+    """Seed for the default autoencoder; same seed, same scores on CPU."""
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first invalid field."""
+        _finite("contamination", self.contamination, 0.0, 0.5, low_open=True)
+        _one_of("scoring", self.scoring, SCORINGS)
+        _positive_int("n_neighbors", self.n_neighbors)
+        _check(
+            self.random_state is None
+            or (isinstance(self.random_state, (int, np.integer)) and not isinstance(self.random_state, bool)),
+            f"random_state={self.random_state!r} is invalid: expected None or an integer.",
+        )
 
 
 def default_estimator(n_features: int, random_state: int | None = None) -> Any:
@@ -226,16 +261,9 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ checks
     def _check_params(self) -> None:
-        c = self.contamination
-        if isinstance(c, bool) or not isinstance(c, (int, float)) or not (0.0 < c <= 0.5):
-            raise ConfigError(
-                f"contamination={c!r} is invalid: expected the expected share of outliers, a number in (0, 0.5]."
-            )
-        if self.scoring not in SCORINGS:
-            raise ConfigError(f"scoring={self.scoring!r} is not known; allowed values are {list(SCORINGS)}.")
-        n = self.n_neighbors
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ConfigError(f"n_neighbors={n!r} is invalid: expected an integer >= 1.")
+        params = self.get_params(deep=False)
+        params.pop("estimator")
+        AnomalyConfig(**params).validate()
 
     @staticmethod
     def _check_finite(X: np.ndarray) -> np.ndarray:

@@ -6,9 +6,11 @@ They live here, next to the code they drive, and :func:`register` adds them to t
 
 from __future__ import annotations
 
+import inspect
 import os
+from dataclasses import fields
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -22,15 +24,12 @@ def _fail(err: Exception) -> typer.Exit:
 
 
 def detect(
+    *,
     data: Annotated[str, typer.Option(help="Dataset name or path (.csv, .npy, .npz) to score; one sample per row.")],
-    contamination: Annotated[
-        float, typer.Option(help="Expected share of outliers, in (0, 0.5]; sets the threshold.")
-    ] = 0.1,
     out: Annotated[Path | None, typer.Option(help="Write index,score,outlier per sample to this .csv file.")] = None,
     save: Annotated[Path | None, typer.Option(help="Save the fitted detector to this folder.")] = None,
     explain: Annotated[int, typer.Option(help="Explain this many of the most abnormal samples.")] = 5,
-    scoring: Annotated[str, typer.Option(help='"likelihood" (default) or "reconstruction".')] = "likelihood",
-    random_state: Annotated[int | None, typer.Option(help="Seed for the autoencoder.")] = None,
+    **options: Any,
 ) -> None:
     """Find the abnormal samples in a table with an autoencoder and say why they are abnormal.
 
@@ -38,13 +37,15 @@ def detect(
     --contamination share is flagged. For each of the --explain most abnormal samples,
     the worst-reconstructed features and the nearest normal samples are printed.
     """
-    from lucidae.applications.anomaly import AnomalyDetector
+    from lucidae.applications.anomaly import AnomalyConfig, AnomalyDetector
     from lucidae.datasets import load_dataset
     from lucidae.errors import ConfigError
 
     try:
+        cfg = AnomalyConfig(**options)
+        cfg.validate()
         ds = load_dataset(data)
-        det = AnomalyDetector(contamination=contamination, scoring=scoring, random_state=random_state)
+        det = AnomalyDetector(**cfg.to_dict())
         det.fit(np.asarray(ds.X, dtype=np.float64), feature_names=ds.feature_names)
         scores = det.decision_scores_
         n_out = int(det.labels_.sum())
@@ -143,6 +144,19 @@ def register(app: typer.Typer) -> None:
     >>> sorted(c.name for c in app.registered_commands)
     ['compress', 'decompress', 'detect']
     """
+    # detect's scoring options come from AnomalyConfig, as train's come from the model/train/data configs.
+    from lucidae.applications.anomaly import AnomalyConfig
+    from lucidae.cli import config_parameters
+
+    config_names = {f.name for f in fields(AnomalyConfig)}  # already there when registered twice
+    own = [
+        p
+        for p in inspect.signature(detect, eval_str=True).parameters.values()
+        if p.kind is not inspect.Parameter.VAR_KEYWORD and p.name not in config_names
+    ]
+    params = own + config_parameters((AnomalyConfig,))
+    detect.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    detect.__annotations__ = {p.name: p.annotation for p in params}
     app.command(name="detect")(detect)
     app.command(name="compress")(compress)
     app.command(name="decompress")(decompress)
