@@ -190,13 +190,22 @@ def _save_output(array: np.ndarray, out: Path, header: list[str]) -> None:
 
 
 def fit_run(
-    est: Any, dataset: Any, data_cfg: DataConfig, out: Path, *, seed: int = 0, quiet: bool = False
+    est: Any,
+    dataset: Any,
+    data_cfg: DataConfig,
+    out: Path,
+    *,
+    seed: int = 0,
+    quiet: bool = False,
+    fit_params: dict[str, Any] | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """Hold out ``data_cfg.test_fraction`` of ``dataset``, fit ``est`` on the rest, save it with ``run.json``.
 
     ``run.json`` records the data spec, the held-out indices and the held-out error, so
     ``lucidae report`` can later evaluate the model on exactly the samples it never saw.
-    ``train``, ``demo`` and ``sweep`` all write their runs through here.
+    ``train``, ``demo`` and ``sweep`` all write their runs through here. ``fit_params``
+    go to ``est.fit`` (checkpointing, resuming). Under torchrun only rank 0 evaluates and
+    writes; the other ranks return ``(out, {})`` after training.
 
     Returns
     -------
@@ -231,7 +240,13 @@ def fit_run(
             f"{dataset.n_features} features ({len(test_idx)} held out)",
             err=True,
         )
-    est.fit(dataset.X[train_idx], feature_names=dataset.feature_names, image_shape=dataset.image_shape)
+    est.fit(
+        dataset.X[train_idx], feature_names=dataset.feature_names, image_shape=dataset.image_shape, **(fit_params or {})
+    )
+    from lucidae.distributed import is_main
+
+    if not is_main():
+        return Path(out), {}
     record: dict[str, Any] = {
         "data": data_cfg.to_dict(),
         # A relative --data path only resolves from the folder training ran in; reports may run elsewhere.
@@ -261,28 +276,110 @@ def train(
     out: Annotated[Path, typer.Option(help="Folder to write the model, its run record and later its report.")] = Path(
         "runs/latest"
     ),
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            help="Continue the interrupted run in this folder from its last checkpoint, with the options it "
+            "was started with (other options are ignored)."
+        ),
+    ] = None,
+    checkpoint_every: Annotated[
+        int, typer.Option(help="Epochs between checkpoints in OUT/checkpoint (0: only when interrupted).", min=0)
+    ] = 1,
     **options: Any,
 ) -> None:
     """Train an autoencoder on a dataset and save it to --out.
 
     A share of the data (--test-fraction) is held out and never trained on; its
-    reconstruction error is printed and stored in OUT/run.json.
+    reconstruction error is printed and stored in OUT/run.json. A checkpoint is kept in
+    OUT/checkpoint: after Ctrl-C, `lucidae train --resume OUT` continues the run. Under
+    `torchrun --nproc_per_node=N -m lucidae train ...` the processes train one model
+    together (DistributedDataParallel) and only the first writes files.
     """
+    from lucidae.checkpoint import CHECKPOINT_DIR
     from lucidae.datasets import load_dataset
+    from lucidae.distributed import init_from_env, shutdown
+    from lucidae.train import TrainingInterrupted
 
+    main = init_from_env().rank == 0  # kept: after shutdown() every process looks like rank 0
     try:
+        if resume is not None:
+            out = resume
+            options = read_train_options(resume)
         model_cfg, train_cfg, data_cfg = split_options(options)
+        if resume is None and main:
+            write_train_options(out, options)  # first, so that an interrupted run can be resumed
         dataset = load_dataset(data_cfg.data)
         est = estimator_from_configs(model_cfg, train_cfg, data_cfg)
-        out_dir, record = fit_run(est, dataset, data_cfg, out, seed=train_cfg.random_state or 0)
+        fit_params = {
+            "checkpoint_dir": Path(out) / CHECKPOINT_DIR,
+            "resume": resume is not None,
+            "checkpoint_every": checkpoint_every,
+        }
+        out_dir, record = fit_run(
+            est, dataset, data_cfg, out, seed=train_cfg.random_state or 0, quiet=not main, fit_params=fit_params
+        )
+        shutdown()
+    except TrainingInterrupted as stop:
+        if main:
+            typer.echo(f"{stop}\nResume with: lucidae train --resume {out}", err=True)
+        raise typer.Exit(code=130) from stop
     except LucidaeError as err:
         raise _fail(err) from err
+    if not main:
+        return
     if record["metrics"]:
         typer.echo(
             f"held-out FVU {record['metrics']['test_fvu']:.4f} "
             f"(explained variance {1 - record['metrics']['test_fvu']:.4f})"
         )
     typer.echo(f"model saved to {out_dir}")
+
+
+TRAIN_OPTIONS = "train_options.json"
+"""Written by ``lucidae train`` into OUT before training: the options, for ``--resume``."""
+
+
+def write_train_options(out: Path, options: dict[str, Any]) -> None:
+    """Store the options of ``lucidae train`` in ``out`` (atomically), so ``--resume`` can reuse them."""
+    from lucidae.io import write_json
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / (TRAIN_OPTIONS + ".tmp")
+    write_json(tmp, {k: v for k, v in options.items()})
+    os.replace(tmp, out / TRAIN_OPTIONS)
+
+
+def read_train_options(run_dir: Path) -> dict[str, Any]:
+    """The options an interrupted ``lucidae train`` run was started with.
+
+    Raises
+    ------
+    ConfigError
+        When ``run_dir`` has no readable options file, or it holds unknown options.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> write_train_options(d, {"latent_dim": 4, "hidden_dims": "16"})
+    >>> read_train_options(d)["latent_dim"]
+    4
+    """
+    path = Path(run_dir) / TRAIN_OPTIONS
+    try:
+        options = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(
+            f"--resume {run_dir}: {path} could not be read ({err}). Pass the --out folder of a run that "
+            "`lucidae train` started."
+        ) from err
+    known = {f.name for cls in CLI_CONFIGS for f in fields(cls)}
+    if not isinstance(options, dict) or not set(options) <= known:
+        extra = sorted(set(options) - known) if isinstance(options, dict) else options
+        raise ConfigError(f"{path} holds unknown options {extra!r}; it was not written by this lucidae.")
+    return options
 
 
 def _load_model_and_data(run_dir: Path, data: str) -> tuple[Any, Any]:
