@@ -107,3 +107,93 @@ def test_quiet_when_not_a_terminal(digits, capsys):
     train(_model(), digits.X[:200], TrainConfig(epochs=2, verbose=1, random_state=0))
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
+
+
+def test_exploding_loss_stops_early_with_a_diagnosis(digits):
+    from lucidae import train as train_module
+
+    model = _model()
+    X = digits.X[:512]
+    real_loss, calls, snapshot = model.loss, {"n": 0}, {}
+
+    def loss(x, target):  # fine for epoch 1 (4 steps), then grows 10x per step
+        calls["n"] += 1
+        if calls["n"] == 5:
+            snapshot.update({k: v.clone() for k, v in model.state_dict().items()})
+        out = real_loss(x, target)
+        return out._replace(total=out.total * 10.0 ** max(0, calls["n"] - 4))
+
+    model.loss = loss
+    cfg = TrainConfig(epochs=50, batch_size=128, verbose=0, random_state=0, validation_fraction=0)
+    with pytest.raises(TrainingError, match=r"exploded to .* in epoch 2 .*weights of epoch 1.*lower learning rate"):
+        train(model, X, cfg)
+    assert calls["n"] == 8  # stopped at the end of epoch 2, not after 50 epochs
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, snapshot[k]), k
+    assert train_module.EXPLODE_FACTOR == 1e3
+
+
+def test_nan_inside_a_long_epoch_stops_at_the_next_check(digits, monkeypatch):
+    from lucidae import train as train_module
+
+    monkeypatch.setattr(train_module, "CHECK_EVERY", 4)
+    model = _model()
+    real_loss, calls = model.loss, {"n": 0}
+
+    def loss(x, target):
+        calls["n"] += 1
+        out = real_loss(x, target)
+        return out._replace(total=out.total * float("nan")) if calls["n"] >= 3 else out
+
+    model.loss = loss
+    cfg = TrainConfig(epochs=1, batch_size=16, verbose=0, random_state=0, validation_fraction=0)
+    with pytest.raises(TrainingError, match=r"became nan in epoch 1 \(step 4\)"):
+        train(model, digits.X, cfg)  # 113 steps in the epoch; stopped at step 4
+    assert calls["n"] == 4
+
+
+def test_bf16_autocast_trains(digits):
+    model = _model()
+    hist = train(model, digits.X, TrainConfig(epochs=4, verbose=0, random_state=0, precision="bf16"))
+    assert all(np.isfinite(hist.losses)) and hist.losses[-1] < hist.losses[0]
+    assert next(model.parameters()).dtype == torch.float32  # weights stay fp32
+
+
+def test_invalid_precision_and_resume_arguments_are_named():
+    from lucidae.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="precision='fp16'"):
+        TrainConfig(precision="fp16").validate()
+    with pytest.raises(ConfigError, match="checkpoint_every=-1"):
+        train(_model(), np.zeros((4, 64), np.float32), TrainConfig(epochs=1, verbose=0), checkpoint_every=-1)
+
+
+def test_device_auto_uses_cuda_only_when_present():
+    from lucidae.train import resolve_device
+
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_training_matches_cpu_closely(digits, tmp_path):
+    from lucidae import AutoEncoder
+
+    params = dict(hidden_dims=(32,), latent_dim=8, epochs=5, random_state=0, verbose=0)
+    cpu = AutoEncoder(**params).fit(digits.X)
+    gpu = AutoEncoder(**params, device="cuda").fit(digits.X)
+    assert next(gpu.module_.parameters()).is_cuda
+    assert gpu.history_.losses[-1] == pytest.approx(cpu.history_.losses[-1], rel=0.05)
+    np.testing.assert_allclose(gpu.transform(digits.X[:50]), cpu.transform(digits.X[:50]), atol=0.05)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_streaming_bf16(digits, tmp_path):
+    from lucidae import AutoEncoder
+
+    path = tmp_path / "x.npy"
+    np.save(path, digits.X.astype(np.float32))
+    ae = AutoEncoder(hidden_dims=(32,), latent_dim=8, epochs=3, random_state=0, verbose=0, device="auto")
+    ae.set_params(precision="bf16").fit(path)
+    assert all(np.isfinite(ae.history_.losses))
