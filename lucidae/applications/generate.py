@@ -149,5 +149,5 @@ def image_strips(rows: dict[str, np.ndarray], *, cell: float = 0.8) -> Any:
             if c < len(images):
                 ax.imshow(images[c], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
         axes[r, 0].text(-0.1, 0.5, label, transform=axes[r, 0].transAxes, ha="right", va="center", fontsize=8)
-    fig.subplots_adjust(left=1.2 / (cell * width + 1.2), wspace=0.05, hspace=0.05)
+    fig.subplots_adjust(left=1.2 / (cell * width + 1.2), right=0.99, top=0.98, bottom=0.02, wspace=0.05, hspace=0.05)
     return fig
