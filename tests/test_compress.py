@@ -153,3 +153,10 @@ def test_cli_compress_decompress(tmp_path, model, digits):
     lcz.write_bytes(lcz.read_bytes()[:-3])
     res = CliRunner().invoke(app, ["decompress", str(lcz), "--model", str(run), "--out", str(back)])
     assert res.exit_code == 2 and "truncated" in res.output
+
+
+@given(st.binary(max_size=300), st.booleans())
+def test_arbitrary_bytes_never_decode_silently(model, blob, with_magic):
+    data = (codec.MAGIC + blob) if with_magic else blob
+    with pytest.raises(CorruptFileError):
+        codec.decompress(data, model)
