@@ -370,10 +370,11 @@ class LinearAutoEncoder(DenseAutoEncoder):
         self.register_buffer("center", torch.zeros(cfg.input_dim))
         encoder = self.encoder[0]
         if encoder.weight.device.type != "meta":  # shapes-only builds (file validation) skip the init
-            # Balanced start: orthonormal encoder rows and the decoder their transpose. From the
+            # Balanced start: orthogonal encoder rows and the decoder their transpose. From the
             # default small random start, a latent can sit near a saddle point for hundreds of steps.
+            # Half length, so that with latent_dim >= input_dim the start is not already the identity.
             with torch.no_grad():
-                nn.init.orthogonal_(encoder.weight)
+                nn.init.orthogonal_(encoder.weight, gain=0.5)
                 if not cfg.tied:
                     self.decoder[0].weight.copy_(encoder.weight.t())
 
