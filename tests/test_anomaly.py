@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
+from sklearn.utils.estimator_checks import parametrize_with_checks
 from typer.testing import CliRunner
 
 from lucidae import AutoEncoder
@@ -278,3 +279,31 @@ def test_clone_and_set_params_keep_the_inner_estimator():
     assert c.contamination == 0.2 and c.estimator is not inner and c.estimator.latent_dim == 3
     c.set_params(estimator__latent_dim=5, scoring="reconstruction")
     assert c.estimator.latent_dim == 5 and c.scoring == "reconstruction"
+
+
+# scikit-learn's outlier checks want decision_function >= 0 for inliers; the detector follows
+# PyOD there on purpose (higher = more abnormal), as its users expect. Everything else passes.
+EXPECTED_FAILED_CHECKS = {
+    "check_outliers_train": "decision_function follows PyOD (higher = more abnormal), not scikit-learn's sign",
+}
+
+
+@parametrize_with_checks(
+    [
+        AnomalyDetector(
+            estimator=AutoEncoder(
+                hidden_dims=(8,),
+                latent_dim=2,
+                epochs=2,
+                verbose=0,
+                random_state=0,
+                scaling=None,
+                output_activation="linear",
+            ),
+            random_state=0,
+        )
+    ],
+    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
