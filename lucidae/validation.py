@@ -158,6 +158,11 @@ def check_numeric(X: Any, *, what: str = "X") -> None:
             "or real and imaginary parts as separate columns."
         )
     if kind == "O":
+        try:  # the common case, numbers in an object array, at C speed
+            arr.astype(np.float64)
+            return
+        except (ValueError, TypeError):
+            pass
         for index in np.ndindex(arr.shape):
             value = arr[index]
             # Other objects (dicts, lists) get scikit-learn's TypeError, which its API promises.
