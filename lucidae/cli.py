@@ -427,6 +427,35 @@ def reconstruct(
 
 
 @app.command()
+def prune(
+    run_dir: Annotated[Path, typer.Argument(help="A dense or linear model folder written by `lucidae train`.")],
+    out: Annotated[Path, typer.Option(help="Folder to write the pruned model to.")],
+    amount: Annotated[float, typer.Option(help="Share of weights to set to zero, smallest magnitudes first.")] = 0.5,
+    scope: Annotated[
+        str, typer.Option(help='"global": the share applies over all weights together; "layer": within each matrix.')
+    ] = "global",
+    remove_dead: Annotated[bool, typer.Option(help="Remove latents that are constant on the data.")] = True,
+    data: Annotated[str, typer.Option(help="Dataset name or path to measure fidelity and find dead latents on.")] = (
+        "digits"
+    ),
+) -> None:
+    """Simplify a model: zero its smallest weights, drop its dead latents, and report the fidelity cost."""
+    from lucidae.prune import prune as prune_estimator
+
+    try:
+        est, ds = _load_model_and_data(run_dir, data)
+        result = prune_estimator(est, ds.X, amount=amount, scope=scope, remove_dead=remove_dead)
+        path = result.estimator.save(out)
+    except LucidaeError as err:
+        raise _fail(err) from err
+    typer.echo(
+        f"FVU {result.fvu_before:.4f} -> {result.fvu_after:.4f}; non-zero weights "
+        f"{result.nonzero_weights_before:,} -> {result.nonzero_weights_after:,}; latents "
+        f"{result.latent_dim_before} -> {result.latent_dim_after}; saved to {path}"
+    )
+
+
+@app.command()
 def info(
     run_dir: Annotated[Path, typer.Argument(help="A model folder written by `lucidae train`.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the full record as JSON.")] = False,

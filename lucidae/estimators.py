@@ -525,7 +525,7 @@ class AutoEncoder(BaseAutoEncoder):
         reads and writes along the same direction (costs some fidelity).
     encoder_l1, encoder_l2, decoder_l1, decoder_l2 : float, default=0.0
         L1 (``c * sum|w|``) and L2 (``c * sum w^2``) penalties on the weights, not the
-        biases, of each half. L1 drives weights to exactly-small values: sparser, easier
+        biases, of each half. L1 drives weights towards zero: sparser, easier
         to read connections at some cost in reconstruction (:mod:`lucidae.prune` then
         removes them).
     noise : {"none", "gaussian", "mask"}, default="none"

@@ -415,3 +415,16 @@ def test_levers_work_from_the_cli(args, estimator, check, tmp_path):
     assert type(load(out)).__name__ == estimator
     if estimator == "LinearAutoEncoder":  # options left at the config defaults take the family's own
         assert {k: config["params"][k] for k in LINEAR_OWN_DEFAULTS} == LINEAR_OWN_DEFAULTS
+
+
+def test_prune_from_the_cli(digits, small_ae, tmp_path):
+    run = small_ae.save(tmp_path / "run")
+    args = ["prune", str(run), "--out", str(tmp_path / "pruned"), "--amount", "0.6", "--scope", "layer"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "FVU" in result.output and "latents" in result.output
+    expected = prune(small_ae, digits.X, amount=0.6, scope="layer")
+    pruned = load(tmp_path / "pruned")
+    np.testing.assert_array_equal(pruned.reconstruct(digits.X), expected.estimator.reconstruct(digits.X))
+    bad = CliRunner().invoke(app, ["prune", str(run), "--out", str(tmp_path / "x"), "--amount", "2"])
+    assert bad.exit_code == 2 and "amount=2.0" in bad.output
