@@ -152,6 +152,11 @@ def check_numeric(X: Any, *, what: str = "X") -> None:
             f"{what} holds {'strings' if kind != 'V' else 'records'} (dtype {arr.dtype}), not numbers. "
             f"Convert it first (for example {what}.astype(float) when the strings are numbers)."
         )
+    if kind in "Mm":  # numpy would silently turn them into counts of seconds (or days, or ns)
+        raise DataError(
+            f"{what} holds dates or durations (dtype {arr.dtype}), not plain numbers. Convert them "
+            f"explicitly, for example {what}.astype('int64') for counts of the unit in the dtype."
+        )
     if kind == "c":
         raise DataError(
             f"Complex data not supported: {what} has dtype {arr.dtype}. Pass the real part, the magnitude, "

@@ -156,6 +156,11 @@ def test_dataframe_text_columns_are_named():
         check_numeric(Frame())
 
 
+def test_dates_are_not_silently_seconds():
+    with pytest.raises(DataError, match=r"X holds dates or durations \(dtype datetime64\[s\]\), not plain numbers"):
+        _ae().fit(np.zeros((5, 2), dtype="M8[s]"))
+
+
 def test_complex_numbers(X):
     with pytest.raises(DataError, match="Complex data not supported: X has dtype complex128"):
         _ae().fit(X + 1j)
