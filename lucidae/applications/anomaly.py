@@ -122,7 +122,13 @@ def default_estimator(n_features: int, random_state: int | None = None) -> Any:
 
 @dataclass
 class FeatureError:
-    """One feature of an explained sample and how badly it was reconstructed."""
+    """One feature of an explained sample and how badly it was reconstructed.
+
+    Examples
+    --------
+    >>> FeatureError("area", 542.2, 251.8, 0.45).share
+    0.45
+    """
 
     name: str
     """The feature's name."""

@@ -36,6 +36,12 @@ def detect(
     Features are standardised; scores are higher for more abnormal samples; the top
     --contamination share is flagged. For each of the --explain most abnormal samples,
     the worst-reconstructed features and the nearest normal samples are printed.
+    \f
+    Examples
+    --------
+    >>> from typer.testing import CliRunner
+    >>> from lucidae.cli import app
+    >>> CliRunner().invoke(app, ["detect", "--data", "table.csv", "--contamination", "0.05"])  # doctest: +SKIP
     """
     from lucidae.applications.anomaly import AnomalyConfig, AnomalyDetector
     from lucidae.datasets import load_dataset
@@ -81,6 +87,12 @@ def compress(
     """Compress images into a small byte stream: quantised, arithmetic-coded latent codes.
 
     The same model is needed to decompress; the stream carries its fingerprint and a CRC.
+    \f
+    Examples
+    --------
+    >>> from typer.testing import CliRunner
+    >>> from lucidae.cli import app
+    >>> CliRunner().invoke(app, ["compress", "runs/digits", "--data", "digits", "--bits", "6"])  # doctest: +SKIP
     """
     from lucidae.applications import compress as codec
     from lucidae.datasets import load_dataset
@@ -113,7 +125,14 @@ def decompress(
     model: Annotated[Path, typer.Option(help="The model folder that compressed it.")],
     out: Annotated[Path, typer.Option(help="Where to write the images (.npy).")] = Path("images.npy"),
 ) -> None:
-    """Decode a stream from `lucidae compress` back to images (.npy)."""
+    """Decode a stream from `lucidae compress` back to images (.npy).
+    \f
+    Examples
+    --------
+    >>> from typer.testing import CliRunner
+    >>> from lucidae.cli import app
+    >>> CliRunner().invoke(app, ["decompress", "images.lcz", "--model", "runs/digits"])  # doctest: +SKIP
+    """
     from lucidae.applications import compress as codec
     from lucidae.errors import ConfigError, CorruptFileError
     from lucidae.estimators import load

@@ -92,7 +92,14 @@ def quantise(Z: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 def dequantise(q: np.ndarray, lo: np.ndarray, hi: np.ndarray, bits: int) -> np.ndarray:
-    """Inverse of :func:`quantise`, up to the quantisation step; float32 ``(n, latent)``."""
+    """Inverse of :func:`quantise`, up to the quantisation step; float32 ``(n, latent)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> dequantise(np.array([[0], [15]]), np.array([-1.0]), np.array([1.0]), bits=4).ravel().tolist()
+    [-1.0, 1.0]
+    """
     levels = (1 << bits) - 1
     lo64, hi64 = lo.astype(np.float64), hi.astype(np.float64)
     return (lo64 + q.astype(np.float64) / levels * (hi64 - lo64)).astype(np.float32)

@@ -34,7 +34,13 @@ VECTORIZERS = ("tfidf", "count")
 
 @dataclass
 class LatentTopic:
-    """What one latent stands for: its top words and the documents it fires on most."""
+    """What one latent stands for: its top words and the documents it fires on most.
+
+    Examples
+    --------
+    >>> print(LatentTopic(3, [("path", 0.4), ("directory", 0.3)], [(12, 1.5)], 0.133))
+    latent 3 (13.3% of documents): path, directory
+    """
 
     latent: int
     """Index of the latent unit."""
@@ -167,6 +173,12 @@ class TextTopics(BaseEstimator):
         Returns
         -------
         self
+
+        Examples
+        --------
+        >>> docs = ["cats purr and cats nap", "dogs bark and dogs run", "cats nap", "dogs run"] * 10
+        >>> TextTopics(n_latents=4, k=1, random_state=0).fit(docs).vocabulary_.tolist()
+        ['bark', 'cats', 'dogs', 'nap', 'purr', 'run']
         """
         from lucidae.estimators import TopKAutoEncoder
 
