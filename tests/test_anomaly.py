@@ -159,6 +159,21 @@ def test_any_lucidae_estimator_fits_inside(planted):
         assert det.decision_function(X[:5]).shape == (5,)
 
 
+@pytest.mark.parametrize("name", ["VAE", "TopKAutoEncoder"])
+def test_other_model_families_fit_inside(planted, name):
+    from lucidae.estimators import ESTIMATORS
+
+    kwargs = {
+        "VAE": dict(latent_dim=3, beta=1.0, likelihood="gaussian", output_activation="linear", scaling=None),
+        "TopKAutoEncoder": dict(latent_dim=12, k=3),
+    }[name]
+    X, y = planted
+    est = ESTIMATORS[name](epochs=20, verbose=0, random_state=0, **kwargs)
+    det = AnomalyDetector(estimator=est, random_state=0).fit(X)
+    assert type(det.estimator_).__name__ == name
+    assert roc_auc_score(y, det.decision_scores_) > 0.9
+
+
 def test_default_estimator_sizes_its_code():
     assert default_estimator(4).latent_dim == 2
     assert default_estimator(64).latent_dim == 21
