@@ -24,8 +24,8 @@ the default model is a small dense autoencoder (hidden 64, code ``d // 3`` clipp
 [2, 32], linear code and output) trained for 20 epochs without a validation split.
 Training length is the knob that matters: the network that trains longest also learns
 to reconstruct the anomalies, and small tables (wine, iris) suffer most. Mean AUROC of
-the likelihood score was 0.867 at 10 epochs, 0.855 at 20, 0.841 at 30 (0.826 at 20
-epochs with an early-stopping split). 10 epochs won on the benchmark but underfit
+the likelihood score was 0.867 at 10 epochs, 0.855 at 20, 0.841 at 30 (0.846 with up to
+30 epochs and the trainer's default early-stopping split). 10 epochs won on the benchmark but underfit
 mid-sized data: on 1,000 samples of 9 correlated features with 5 samples breaking the
 correlation, AUROC was 0.77 at 10 epochs and 1.00 at 20, so 20 it is. On a few hundred
 rows even 20 epochs are only a few dozen optimiser steps; pass an ``estimator`` with
