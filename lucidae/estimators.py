@@ -651,7 +651,9 @@ class LinearAutoEncoder(BaseAutoEncoder):
     of 3e-2 with cosine decay, from the module's balanced orthogonal start, get every
     principal angle far below 1 degree. No validation split by default: like PCA it
     fits all the data (a 10% split alone moves the subspace by about 4 degrees), and
-    early stopping on a held-out loss stops a slowly rotating subspace too early.
+    early stopping on a held-out loss stops a slowly rotating subspace too early. A
+    dataset that fits in one batch gets only 500 steps by default; raise ``epochs``
+    there for a closer match (on iris, 1500 take the angles from 0.1-0.7 to 0.001 degree).
 
     Parameters
     ----------
@@ -667,7 +669,8 @@ class LinearAutoEncoder(BaseAutoEncoder):
         Its standard deviation or drop probability.
     scaling : {"auto", "minmax", "standard"} or None, default="auto"
         As for :class:`AutoEncoder`; with the linear output, ``"auto"`` keeps data in
-        [0, 1] as it is and standardises anything else.
+        [0, 1] as it is and standardises anything else, so the model then matches PCA of
+        the standardised data; pass ``None`` to match PCA in the data's own units.
     epochs, batch_size, lr, lr_schedule, weight_decay, validation_fraction, patience, \
 restore_best, shuffle, random_state, verbose, device, precision
         Training settings; see :class:`lucidae.config.TrainConfig` (``batch_size``,
@@ -753,7 +756,14 @@ restore_best, shuffle, random_state, verbose, device, precision
 
     @property
     def components_(self) -> np.ndarray:
-        """What each latent writes: the decoder's columns as rows, ``(latent_dim, n_features)``, scaled space."""
+        """What each latent writes: the decoder's columns as rows, ``(latent_dim, n_features)``, scaled space.
+
+        Examples
+        --------
+        >>> from lucidae.datasets import load_digits
+        >>> LinearAutoEncoder(latent_dim=2, epochs=1, verbose=0).fit(load_digits().X).components_.shape
+        (2, 64)
+        """
         check_is_fitted(self, "module_")
         return self.module_.decoder[0].weight.detach().cpu().numpy().T.copy()
 

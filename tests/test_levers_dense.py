@@ -428,3 +428,19 @@ def test_prune_from_the_cli(digits, small_ae, tmp_path):
     np.testing.assert_array_equal(pruned.reconstruct(digits.X), expected.estimator.reconstruct(digits.X))
     bad = CliRunner().invoke(app, ["prune", str(run), "--out", str(tmp_path / "x"), "--amount", "2"])
     assert bad.exit_code == 2 and "amount=2.0" in bad.output
+
+
+def test_linear_matches_pca_in_raw_units_with_scaling_none():
+    from sklearn.datasets import load_iris
+
+    X = load_iris().data  # centimetres, not in [0, 1]
+    # 150 samples make one full batch, so the default 500 epochs are only 500 steps (0.1 to 0.7
+    # degrees off here); 1500 steps make the match exact to the tolerances below.
+    lin = LinearAutoEncoder(latent_dim=2, scaling=None, epochs=1500, verbose=0, random_state=0).fit(X)
+    assert lin.scaler_.kind == "identity"
+    pca = PCA(2).fit(X)
+    lin.align_to_principal_axes(X)
+    cos = np.abs(np.sum(lin.components_ * pca.components_, axis=1))
+    assert (cos > 0.999).all(), cos
+    np.testing.assert_allclose(lin.explained_variance_, pca.explained_variance_, rtol=1e-3)
+    np.testing.assert_allclose(lin.reconstruct(X), pca.inverse_transform(pca.transform(X)), atol=1e-3)
