@@ -19,7 +19,8 @@ far from where the training data lies (reconstruction error alone misses those: 
 setosa iris is reconstructed well by a model of all irises). ``scoring="reconstruction"``
 keeps the first term only.
 
-Why these defaults (``benchmarks/anomaly.py``, 10 offline tasks, 2 seeds, 2-core CPU):
+Why these defaults (``benchmarks/anomaly.py --defaults-evidence --seeds 2``, 10 offline
+tasks, 2-core CPU):
 the default model is a small dense autoencoder (hidden 64, code ``d // 3`` clipped to
 [2, 32], linear code and output) trained for 20 epochs without a validation split.
 Training length is the knob that matters: the network that trains longest also learns
