@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
+
 PRECISION = 32
 TOP = 1 << PRECISION
 HALF = TOP >> 1
@@ -28,37 +30,6 @@ BINARY_INCREMENT = 2
 Krichevsky-Trofimov estimator ``(n_bit + 1/2) / (n + 1)``, near-optimal for a fixed source."""
 BINARY_MAX_TOTAL = 1 << 13
 """A context's counts are halved when their sum exceeds this, so it can follow a drifting source."""
-
-
-class _BitWriter:
-    def __init__(self) -> None:
-        self.out = bytearray()
-        self.acc = 0
-        self.n = 0
-
-    def write(self, bit: int) -> None:
-        self.acc = (self.acc << 1) | bit
-        self.n += 1
-        if self.n == 8:
-            self.out.append(self.acc)
-            self.acc, self.n = 0, 0
-
-    def finish(self) -> bytes:
-        if self.n:
-            self.out.append(self.acc << (8 - self.n))
-        return bytes(self.out)
-
-
-class _BitReader:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0  # in bits; reads past the end give zeros, as the encoder's padding
-
-    def read(self) -> int:
-        byte = self.pos >> 3
-        bit = (self.data[byte] >> (7 - (self.pos & 7))) & 1 if byte < len(self.data) else 0
-        self.pos += 1
-        return bit
 
 
 def _contexts(n_streams: int, alphabet: int) -> list[list[list[int]]]:
@@ -112,7 +83,8 @@ def encode(streams: Sequence[Sequence[int]], alphabet: int) -> bytes:
     length = len(streams[0]) if len(streams) else 0
     if any(len(s) != length for s in streams):
         raise ValueError("all streams must have the same length.")
-    writer = _BitWriter()
+    out: list[int] = []  # one int per bit; packed at the end (a per-bit method call costs more)
+    emit, emit_many = out.append, out.extend
     low, high, pending = 0, TOP - 1, 0
     for i in range(length):
         for model, stream in zip(models, streams):
@@ -132,15 +104,15 @@ def encode(streams: Sequence[Sequence[int]], alphabet: int) -> bytes:
                     high = low + split - 1
                 while True:
                     if high < HALF:
-                        writer.write(0)
-                        for _ in range(pending):
-                            writer.write(1)
-                        pending = 0
+                        emit(0)
+                        if pending:
+                            emit_many([1] * pending)
+                            pending = 0
                     elif low >= HALF:
-                        writer.write(1)
-                        for _ in range(pending):
-                            writer.write(0)
-                        pending = 0
+                        emit(1)
+                        if pending:
+                            emit_many([0] * pending)
+                            pending = 0
                         low -= HALF
                         high -= HALF
                     elif low >= QUARTER and high < 3 * QUARTER:
@@ -156,10 +128,9 @@ def encode(streams: Sequence[Sequence[int]], alphabet: int) -> bytes:
     # Two more bits pin a value inside the final interval whatever follows (zeros).
     pending += 1
     bit = 0 if low < QUARTER else 1
-    writer.write(bit)
-    for _ in range(pending):
-        writer.write(1 - bit)
-    return writer.finish()
+    emit(bit)
+    emit_many([1 - bit] * pending)
+    return np.packbits(np.asarray(out, dtype=np.uint8)).tobytes()
 
 
 def decode(data: bytes, n_streams: int, length: int, alphabet: int) -> list[list[int]]:
@@ -176,10 +147,13 @@ def decode(data: bytes, n_streams: int, length: int, alphabet: int) -> list[list
     n_bits = _bits_of(alphabet)
     models = _contexts(n_streams, alphabet)
     out: list[list[int]] = [[0] * length for _ in range(n_streams)]
-    reader = _BitReader(data)
+    # Reads past the end give zeros, as the encoder's padding does.
+    stream = np.unpackbits(np.frombuffer(bytes(data), dtype=np.uint8)).tolist() + [0] * PRECISION
+    pos = 0
     value = 0
     for _ in range(PRECISION):
-        value = (value << 1) | reader.read()
+        value = (value << 1) | stream[pos]
+        pos += 1
     low, high = 0, TOP - 1
     for i in range(length):
         for j, model in enumerate(models):
@@ -209,7 +183,8 @@ def decode(data: bytes, n_streams: int, length: int, alphabet: int) -> list[list
                         break
                     low <<= 1
                     high = (high << 1) | 1
-                    value = (value << 1) | reader.read()
+                    value = (value << 1) | (stream[pos] if pos < len(stream) else 0)
+                    pos += 1
                 _update(counts, bit)
                 node = 2 * node + bit
             out[j][i] = node - alphabet
