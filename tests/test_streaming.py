@@ -21,9 +21,9 @@ def _fast(**kw):
 
 @pytest.fixture
 def small_chunks(monkeypatch):
-    # digits as float32 rows of 64 features: 100 rows per chunk, so 18 chunks and real chunk shuffling
+    # digits as float32 rows of 64 features: 100 rows per chunk (18 chunks), buffers of 600 rows
     monkeypatch.setattr(streaming, "CHUNK_BYTES", 100 * 64 * 4)
-    monkeypatch.setattr(streaming, "SHUFFLE_CHUNKS", 3)
+    monkeypatch.setattr(streaming, "SHUFFLE_CHUNKS", 6)
 
 
 @pytest.fixture

@@ -197,3 +197,28 @@ def test_gpu_streaming_bf16(digits, tmp_path):
     ae = AutoEncoder(hidden_dims=(32,), latent_dim=8, epochs=3, random_state=0, verbose=0, device="auto")
     ae.set_params(precision="bf16").fit(path)
     assert all(np.isfinite(ae.history_.losses))
+
+
+@pytest.mark.parametrize("kind, extra", [(torch.optim.Adam, {}), (torch.optim.AdamW, {"weight_decay": 0.01})])
+def test_fast_fused_adam_step_is_bit_identical_to_optimizer_step(kind, extra):
+    from lucidae.train import fused_adam_step
+
+    a, b = _model(d=20), _model(d=20)
+    opt_a = kind(a.parameters(), lr=1e-2, fused=True, **extra)
+    opt_b = kind(b.parameters(), lr=1e-2, fused=True, **extra)
+    fast = fused_adam_step(opt_b)
+    assert fast != opt_b.step  # the fast path is taken
+    x = torch.rand(64, 20, generator=torch.Generator().manual_seed(0))
+    for i in range(15):
+        for model, opt, step in ((a, opt_a, opt_a.step), (b, opt_b, fast)):
+            opt.zero_grad(set_to_none=True)
+            model.loss(x, x).total.backward()
+            step()
+            for group in opt.param_groups:
+                group["lr"] = 1e-2 * (1 - i / 30)  # a schedule, as the trainer sets it
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(p, q)
+    sa, sb = opt_a.state_dict()["state"], opt_b.state_dict()["state"]
+    assert all(torch.equal(sa[k][n], sb[k][n]) for k in sa for n in sa[k])
+    amsgrad = torch.optim.Adam(a.parameters(), amsgrad=True, fused=True)
+    assert fused_adam_step(amsgrad) == amsgrad.step  # anything unusual keeps the optimiser's own step

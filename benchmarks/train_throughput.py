@@ -1,0 +1,247 @@
+"""Training throughput of lucidae against what a user would otherwise run, measured in one process.
+
+Trains the classic model (784-128-32-128-784, ReLU, sigmoid output, batch 256, Adam at a
+constant 1e-3, MSE) on random data of MNIST's size in [0, 1] with:
+
+- ``lucidae fit``: ``AutoEncoder(...).fit(X)``, timed from the call to its return;
+- an idiomatic PyTorch loop: ``TensorDataset`` + ``DataLoader(shuffle=True)``, ``nn.MSELoss``, ``Adam``;
+- the matmul ceiling: the fp32 GEMMs one training step of this model needs (forward, the
+  gradient of each layer's input and weight), timed alone with ``torch.addmm``/``torch.mm``.
+  No trainer can beat it on this machine, so lucidae's fraction of it says how much room is left;
+- optional rows when installed: Keras running the classic Keras example, PyOD's AutoEncoder.
+
+Each measurement is repeated ``--repeats`` times, interleaved, and the median is printed,
+because the development machine is shared. Run: ``python benchmarks/train_throughput.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+N, D, HIDDEN, LATENT, BATCH, LR = 60_000, 784, 128, 32, 256, 1e-3
+
+
+class Clock:
+    """Wall and process-CPU seconds of a block.
+
+    CPU seconds exclude the time this process waits for a core, so on a machine shared
+    with other jobs they measure the work itself; with one thread they are the number
+    to compare. Wall seconds are what a user waits on an idle machine.
+    """
+
+    def __enter__(self) -> Clock:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+def classic_torch_model() -> nn.Module:
+    return nn.Sequential(
+        nn.Linear(D, HIDDEN),
+        nn.ReLU(),
+        nn.Linear(HIDDEN, LATENT),
+        nn.ReLU(),
+        nn.Linear(LATENT, HIDDEN),
+        nn.ReLU(),
+        nn.Linear(HIDDEN, D),
+        nn.Sigmoid(),
+    )
+
+
+def idiomatic_loop(X: np.ndarray, epochs: int, seed: int) -> tuple[Clock, float]:
+    """The loop of the PyTorch tutorials; returns (clock, last epoch's mean loss)."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(seed)
+    model = classic_torch_model()
+    loader = DataLoader(TensorDataset(torch.from_numpy(X)), batch_size=BATCH, shuffle=True)
+    criterion = nn.MSELoss()
+    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+    with Clock() as clock:
+        for _ in range(epochs):
+            total, count = 0.0, 0
+            for (xb,) in loader:
+                optimizer.zero_grad()
+                loss = criterion(model(xb), xb)
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(xb)
+                count += len(xb)
+    return clock, total / count
+
+
+def lucidae_fit(X: np.ndarray, epochs: int, seed: int):
+    from lucidae import AutoEncoder
+
+    ae = AutoEncoder(
+        hidden_dims=(HIDDEN,),
+        latent_dim=LATENT,
+        epochs=epochs,
+        batch_size=BATCH,
+        lr=LR,
+        lr_schedule="constant",
+        validation_fraction=0.0,
+        scaling="none",
+        random_state=seed,
+        verbose=0,
+    )
+    with Clock() as clock:
+        ae.fit(X)
+    return clock, ae.history_.losses[-1], ae
+
+
+def gemm_shapes(batch: int) -> list[tuple[int, int, int]]:
+    """(m, k, n) of every matrix product in one training step of the classic model."""
+    dims = [D, HIDDEN, LATENT, HIDDEN, D]
+    shapes = []
+    for i, (d_in, d_out) in enumerate(zip(dims, dims[1:])):
+        shapes.append((batch, d_in, d_out))  # forward: x @ W.T
+        shapes.append((d_out, batch, d_in))  # weight gradient: grad.T @ x
+        if i > 0:  # the first layer's input needs no gradient
+            shapes.append((batch, d_out, d_in))  # input gradient: grad @ W
+    return shapes
+
+
+def matmul_ceiling(batch: int, steps: int = 300) -> tuple[Clock, int, float]:
+    """Time ``steps`` training steps' worth of the model's GEMMs alone; returns (clock, samples, flops)."""
+    shapes = gemm_shapes(batch)
+    mats = [(torch.rand(m, k), torch.rand(k, n), torch.empty(m, n)) for m, k, n in shapes]
+    flops = sum(2 * m * k * n for m, k, n in shapes)
+    for a, b, c in mats:  # warm up
+        torch.mm(a, b, out=c)
+    with Clock() as clock:
+        for _ in range(steps):
+            for a, b, c in mats:
+                torch.mm(a, b, out=c)
+    return clock, steps * batch, steps * flops
+
+
+def optional_keras(X: np.ndarray, epochs: int) -> float | None:
+    try:
+        import keras  # noqa: F401
+    except ImportError:
+        return None
+    from keras import layers
+    from keras.models import Model
+
+    inp = keras.Input(shape=(D,))
+    z = layers.Dense(HIDDEN, activation="relu")(inp)
+    z = layers.Dense(LATENT, activation="relu")(z)
+    h = layers.Dense(HIDDEN, activation="relu")(z)
+    out = layers.Dense(D, activation="sigmoid")(h)
+    model = Model(inp, out)
+    model.compile(optimizer="adam", loss="mse")
+    start = time.perf_counter()
+    model.fit(X, X, epochs=epochs, batch_size=BATCH, shuffle=True, verbose=0)
+    return N * epochs / (time.perf_counter() - start)
+
+
+def optional_pyod(X: np.ndarray, epochs: int) -> float | None:
+    try:
+        from pyod.models.auto_encoder import AutoEncoder as PyodAE
+    except ImportError:
+        return None
+    model = PyodAE(hidden_neuron_list=[HIDDEN, LATENT, HIDDEN], epoch_num=epochs, batch_size=BATCH, verbose=0)
+    start = time.perf_counter()
+    model.fit(X)
+    return N * epochs / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--optional", action="store_true", help="also run Keras / PyOD when installed")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    X = rng.random((N, D), dtype=np.float32)  # (n, 784) in [0, 1], MNIST's size
+
+    # one-off costs (imports, first allocations) are paid here by both, not inside the timings
+    idiomatic_loop(X[: 4 * BATCH], 1, seed=0)
+    lucidae_fit(X[: 4 * BATCH], 1, seed=0)
+    rows: dict[str, dict[str, list[float]]] = {k: {"wall": [], "cpu": []} for k in ("torch", "lucidae", "ceiling")}
+    losses: dict[str, list[float]] = {"torch": [], "lucidae": []}
+    gflops: list[float] = []
+    ae = None
+    samples = N * args.epochs
+    for r in range(args.repeats):
+        clock, loss = idiomatic_loop(X, args.epochs, seed=r)
+        rows["torch"]["wall"].append(samples / clock.wall)
+        rows["torch"]["cpu"].append(samples / clock.cpu)
+        losses["torch"].append(loss)
+        clock, loss, ae = lucidae_fit(X, args.epochs, seed=r)
+        rows["lucidae"]["wall"].append(samples / clock.wall)
+        rows["lucidae"]["cpu"].append(samples / clock.cpu)
+        losses["lucidae"].append(loss)
+        clock, n_ceil, flops = matmul_ceiling(BATCH)
+        rows["ceiling"]["wall"].append(n_ceil / clock.wall)
+        rows["ceiling"]["cpu"].append(n_ceil / clock.cpu)
+        gflops.append(flops / clock.cpu / 1e9)
+        print(
+            f"repeat {r + 1}: per wall s / per CPU s: lucidae {rows['lucidae']['wall'][-1]:,.0f} / "
+            f"{rows['lucidae']['cpu'][-1]:,.0f}, idiomatic {rows['torch']['wall'][-1]:,.0f} / "
+            f"{rows['torch']['cpu'][-1]:,.0f}, ceiling {rows['ceiling']['wall'][-1]:,.0f} / "
+            f"{rows['ceiling']['cpu'][-1]:,.0f}",
+            flush=True,
+        )
+    med = statistics.median
+    m = {k: {c: med(v) for c, v in d.items()} for k, d in rows.items()}
+
+    infer = {}
+    for name, fn in (("transform", ae.transform), ("score_samples", ae.score_samples)):
+        walls, cpus = [], []
+        for _ in range(args.repeats):
+            with Clock() as clock:
+                fn(X)
+            walls.append(clock.wall)
+            cpus.append(clock.cpu)
+        infer[name] = (N / med(walls), N / med(cpus))
+
+    print()
+    print(f"classic model {D}-{HIDDEN}-{LATENT}-{HIDDEN}-{D}, batch {BATCH}, Adam lr {LR:g}, MSE, ", end="")
+    print(f"{N:,} random samples in [0, 1], {args.epochs} epochs")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); median of {args.repeats} interleaved repeats"
+    )
+    print()
+    print(f"{'':24}{'samples/s':>11}{'vs torch':>10}{'samples/CPU-s':>15}{'vs torch':>10}{'final loss':>12}")
+    for key, name in (("torch", "idiomatic torch loop"), ("lucidae", "lucidae fit")):
+        print(
+            f"{name:<24}{m[key]['wall']:>11,.0f}{m[key]['wall'] / m['torch']['wall']:>10.2f}"
+            f"{m[key]['cpu']:>15,.0f}{m[key]['cpu'] / m['torch']['cpu']:>10.2f}{med(losses[key]):>12.5f}"
+        )
+    if args.optional:
+        for name, fn in (("keras classic example", optional_keras), ("pyod AutoEncoder", optional_pyod)):
+            sps = fn(X, args.epochs)
+            if sps is None:
+                print(f"{name:<24}{'not installed':>11}")
+            else:
+                print(f"{name:<24}{sps:>11,.0f}{sps / m['torch']['wall']:>10.2f}")
+    print(
+        f"{'matmul ceiling':<24}{m['ceiling']['wall']:>11,.0f}{m['ceiling']['wall'] / m['torch']['wall']:>10.2f}"
+        f"{m['ceiling']['cpu']:>15,.0f}{m['ceiling']['cpu'] / m['torch']['cpu']:>10.2f}"
+        f"   ({med(gflops):.1f} fp32 GFLOP/CPU-s on the model's GEMM shapes)"
+    )
+    print()
+    for clock in ("wall", "cpu"):
+        print(
+            f"fraction of the ceiling ({clock}): lucidae {m['lucidae'][clock] / m['ceiling'][clock]:.0%}, "
+            f"idiomatic loop {m['torch'][clock] / m['ceiling'][clock]:.0%}"
+        )
+    for name, (wall, cpu) in infer.items():
+        print(f"lucidae {name:<14}{wall:>11,.0f} samples/s {cpu:>11,.0f} samples/CPU-s")
+
+
+if __name__ == "__main__":
+    main()
