@@ -456,10 +456,6 @@ def load(path: str | os.PathLike) -> BaseAutoEncoder:
     'AutoEncoder'
     """
     config = read_config(path)
-    if config.get("estimator") == "AnomalyDetector":  # an application wrapping an estimator, saved by it
-        from lucidae.applications.anomaly import load_detector
-
-        return load_detector(path)  # type: ignore[return-value]
     # Everything is checked before anything is allocated: the config against its schema,
     # then the safetensors header (a bounded read) against the shapes the config implies.
     spec = validate_saved_config(config, Path(path) / CONFIG)
