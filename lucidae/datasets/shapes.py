@@ -159,7 +159,7 @@ def make_shapes(
         Grid size per factor, overriding :data:`N_VALUES` (keys "scale", "rotation",
         "x", "y").
     channels_first : bool, default=True
-        ``image_shape`` is ``(1, H, W)`` when true (what :class:`~lucidae.ConvAutoEncoder`
+        ``image_shape`` is ``(1, H, W)`` when true (what :class:`~lucidae.estimators.ConvAutoEncoder`
         reads), ``(H, W)`` when false.
     random_state : int, Generator or None
         Seed; the same seed gives the same images and factors.
