@@ -502,11 +502,16 @@ class AutoEncoder(BaseAutoEncoder):
     trained with Adam on the mean squared reconstruction error in mini-batches.
 
     Defaults and why: the architecture is the classic tutorial's (hidden 128, code 32,
-    ReLU, sigmoid output). Training differs from the tutorial on purpose: its 10
-    epochs at a constant 1e-3 underfit and lose to PCA on held-out images. Here a peak
-    rate of 3e-3 with cosine decay over up to 30 epochs in batches of 128, with 10%
-    of the data held out for early stopping, beats PCA with the same code size and
-    still trains in seconds (see ``benchmarks/defaults_evidence.py``).
+    ReLU, sigmoid output). Training differs from the tutorial on purpose. Its 10 epochs
+    at a constant 1e-3 in batches of 256 underfit: on 30,000 28x28 digit images the
+    held-out FVU is 0.097 against PCA-32's 0.074. lucidae trains for a budget of about
+    5,000 optimiser steps (``epochs=None``: 20 to 500 epochs, so small datasets are not
+    under-trained and large ones not over-trained) in batches of 128 at a peak rate of
+    3e-3 with cosine decay, keeps 10% aside for early stopping, and starts from a
+    data-dependent initialisation that keeps ReLU units alive. That reaches 0.061 on the
+    same images (beating PCA), and on the 1,797 8x8 digits beats PCA at code sizes 2 to
+    16 and ties it at 32 (0.037, where PCA keeps 32 of 64 dimensions). Figures from
+    ``benchmarks/defaults_evidence.py`` and ``docs/make_readme_figures.py``.
 
     Parameters
     ----------
