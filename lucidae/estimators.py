@@ -1428,9 +1428,9 @@ class BetaTCVAE(VAE):
 
     Examples
     --------
-    >>> from lucidae.datasets import make_shapes
-    >>> ds = make_shapes(256, image_size=16, random_state=0)
-    >>> tc = BetaTCVAE(latent_dim=4, hidden_dims=(64,), epochs=1, verbose=0, random_state=0).fit(ds.X)
+    >>> from lucidae.datasets import load_digits
+    >>> X = load_digits().X[:256]
+    >>> tc = BetaTCVAE(latent_dim=4, hidden_dims=(16,), epochs=1, verbose=0, random_state=0).fit(X)
     >>> sorted(k for k in tc.history_.records[-1] if k in ("kl", "mi", "tc", "dim_kl"))
     ['dim_kl', 'kl', 'mi', 'tc']
     """
