@@ -13,15 +13,27 @@ Examples
 from lucidae._version import __version__
 from lucidae.applications.anomaly import AnomalyDetector
 from lucidae.errors import LucidaeError
-from lucidae.estimators import AutoEncoder, LinearAutoEncoder, SparseAutoEncoder, TopKAutoEncoder, load
+from lucidae.estimators import (
+    VAE,
+    AutoEncoder,
+    BetaTCVAE,
+    ConvAutoEncoder,
+    LinearAutoEncoder,
+    SparseAutoEncoder,
+    TopKAutoEncoder,
+    load,
+)
 
 __all__ = [
     "AnomalyDetector",
     "AutoEncoder",
+    "BetaTCVAE",
+    "ConvAutoEncoder",
     "LinearAutoEncoder",
     "LucidaeError",
     "SparseAutoEncoder",
     "TopKAutoEncoder",
+    "VAE",
     "__version__",
     "load",
 ]
