@@ -72,7 +72,7 @@ def main() -> None:
         print(f"wrote {path} ({path.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - start:.0f} s")
     rss_before = peak_rss_mb()
     ae = AutoEncoder(
-        hidden_dims=(),
+        hidden_dims=(128,),
         latent_dim=32,
         epochs=1,
         batch_size=args.batch_size,
@@ -86,14 +86,17 @@ def main() -> None:
     rec = ae.history_.records[-1]
     print(f"file            {path.stat().st_size / 1e9:.2f} GB uint8, {rows:,} x {D}")
     print(
-        f"model           {D}-32-{D} (hidden_dims=()), batch {args.batch_size}, 1 epoch, "
+        f"model           {D}-128-32-128-{D} (the classic one), batch {args.batch_size}, 1 epoch, "
         f"{torch.get_num_threads()} threads"
     )
     print(
         f"fit             {seconds:.0f} s, {rows / seconds:,.0f} samples/s "
         f"(training part {rec['samples_per_s']:,.0f}/s)"
     )
-    print(f"loss            {rec['loss']:.5f} (validation {rec.get('val_loss', float('nan')):.5f})")
+    print(
+        f"loss            {rec['loss']:.5f} (validation {rec.get('val_loss', float('nan')):.5f}; "
+        "predicting the mean scores about 0.0221 on this data)"
+    )
     print(f"peak RSS        {peak_rss_mb():,.0f} MB (before fit: {rss_before:,.0f} MB; target < 1,500 MB)")
     if not args.keep:
         os.remove(path)

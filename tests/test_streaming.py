@@ -149,3 +149,25 @@ def test_zarr_array_is_streamed(small_chunks, digits):
     ref = _fast(epochs=3).fit(X)
     assert ae.n_features_in_ == 64
     assert ae.history_.losses[-1] == pytest.approx(ref.history_.losses[-1], rel=0.15)
+
+
+def test_ranks_read_disjoint_chunks_and_take_equal_steps():
+    from lucidae.config import TrainConfig
+    from lucidae.distributed import World
+    from lucidae.train import _StreamData
+
+    X = np.arange(1000, dtype=np.float32).reshape(-1, 1)
+    cfg = TrainConfig(batch_size=64, validation_fraction=0)
+    per_rank = []
+    for rank in range(2):
+        source = ChunkSource(X, chunk_rows=90)
+        data = _StreamData(source, cfg, torch.Generator().manual_seed(0), World(rank, 2, rank), torch.device("cpu"))
+        per_rank.append(list(data.batches(torch.Generator().manual_seed(7))))
+    assert len(per_rank[0]) == len(per_rank[1])  # DDP needs every rank to take the same number of steps
+    rows = [torch.cat([xb for xb, _, _ in batches])[:, 0] for batches in per_rank]
+    chunks = [set((r // 90).long().tolist()) for r in rows]
+    assert not chunks[0] & chunks[1]  # each rank reads only its own chunks
+    assert all(xb.shape[0] == 32 for batches in per_rank for xb, _, _ in batches[:-1])  # half the global batch
+    for step in range(len(per_rank[0])):  # the weights make the ranks' mean equal the global batch mean
+        (a, na, wa), (b, nb, wb) = per_rank[0][step], per_rank[1][step]
+        assert (wa * a.sum() / na + wb * b.sum() / nb) / 2 == pytest.approx(float((a.sum() + b.sum()) / (na + nb)))
