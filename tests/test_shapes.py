@@ -123,4 +123,4 @@ def test_bad_arguments_are_named(kwargs, fragment):
 def test_builtin_name():
     assert "shapes" in BUILTIN
     ds = load_dataset("shapes")
-    assert ds.X.shape == (20_000, 32 * 32) and ds.factors.shape == (20_000, 5)
+    assert ds.X.shape == (20_000, 16 * 16) and ds.factors.shape == (20_000, 5)

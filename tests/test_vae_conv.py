@@ -235,7 +235,7 @@ runner = CliRunner()
     ],
 )
 def test_cli_trains_each_family(model, extra, tmp_path, shapes16):
-    # The built-in 32x32 "shapes" for the dense VAE; a small image file for the conv networks,
+    # The built-in "shapes" for the dense VAE; a small image file for the conv networks,
     # whose (n, 1, 16, 16) layout gives the image shape.
     data = tmp_path / "shapes.npy"
     np.save(data, shapes16.X[:600].reshape(-1, *shapes16.image_shape))
@@ -246,7 +246,7 @@ def test_cli_trains_each_family(model, extra, tmp_path, shapes16):
     assert result.exit_code == 0, result.output
     est = load(out)
     assert type(est) is estimator_for(model) and est.model_config_.model == model
-    assert est.image_shape_ == ((1, 32, 32) if "shapes" in extra else (1, 16, 16))
+    assert est.image_shape_ == (1, 16, 16)
     record = json.loads((out / "run.json").read_text())
     assert math.isfinite(record["metrics"]["test_fvu"])
     if model != "conv":
