@@ -175,3 +175,32 @@ def test_cli_resume_of_a_folder_without_a_run_is_a_clear_error(tmp_path):
 
     result = CliRunner().invoke(app, ["train", "--resume", str(tmp_path)])
     assert result.exit_code == 2 and "train_options.json" in result.output
+
+
+def test_a_real_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "lucidae", "train", "--data", "digits", "--hidden-dims", "16", "--latent-dim", "4"]
+    cmd += ["--epochs", "500", "--random-state", "0", "--verbose", "0", "--out", str(run)]
+    proc = subprocess.Popen(
+        cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not (run / "checkpoint" / "config.json").exists():  # wait for the first finished epoch
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert f"Resume with: lucidae train --resume {run}" in err
+    state = load_checkpoint(run / "checkpoint")
+    assert 1 <= state.epoch < 500 and len(state.history["records"]) == state.epoch
+    assert not (run / "model.safetensors").exists()  # no half-trained model is passed off as finished
