@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3, help="peak Adam learning rate")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--beta-vae-beta", type=float, default=4.0, help="beta of the beta-VAE")
+    parser.add_argument("--tcvae-beta", type=float, default=6.0, help="total-correlation weight of the beta-TCVAE")
     parser.add_argument("--models", default="ae,beta-vae,beta-tcvae")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -66,7 +67,7 @@ def main() -> None:
     models = {
         "ae": lambda: AutoEncoder(latent_activation="linear", **common),
         "beta-vae": lambda: VAE(beta=args.beta_vae_beta, **common),
-        "beta-tcvae": lambda: BetaTCVAE(**common),
+        "beta-tcvae": lambda: BetaTCVAE(beta=args.tcvae_beta, **common),
     }
     print(
         f"make_shapes(n={args.n}, image_size={args.image_size}, seed={args.seed}); latent_dim={args.latent_dim}, "
