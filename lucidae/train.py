@@ -711,6 +711,8 @@ def train(
             best_val, bad_epochs, first_loss = saved.best_val, saved.bad_epochs, saved.first_loss
             best_state = None if saved.best_state is None else {k: v.to(device) for k, v in saved.best_state.items()}
             start_epoch, step = saved.epoch + 1, saved.step
+            if history.stopped_early:  # early stopping had already ended the run
+                start_epoch = epochs + 1
         model_fn: Any = _LossModule(module)
         if me.size > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -819,7 +821,8 @@ def train(
             if snapshot is not None:
                 module.load_state_dict(snapshot.module)
             if path is None:
-                message = f"Training was interrupted in epoch {epoch} before a checkpoint could be saved."
+                why = "no checkpoint_dir was given" if ckpt_dir is None else "no epoch had finished yet"
+                message = f"Training was interrupted in epoch {epoch}; nothing was saved ({why})."
             else:
                 message = (
                     f"Training was interrupted in epoch {epoch}; the state after epoch {done} is saved in {path}. "

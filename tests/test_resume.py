@@ -204,3 +204,21 @@ def test_a_real_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
     state = load_checkpoint(run / "checkpoint")
     assert 1 <= state.epoch < 500 and len(state.history["records"]) == state.epoch
     assert not (run / "model.safetensors").exists()  # no half-trained model is passed off as finished
+
+
+def test_resuming_a_run_that_stopped_early_trains_no_further(tmp_path, rng):
+    X = rng.random((300, 64)).astype(np.float32)  # noise: validation stops improving at once
+    cfg = TrainConfig(epochs=200, patience=2, lr=0.05, lr_schedule="constant", verbose=0, random_state=0)
+    model = _model()
+    history = train(model, X, cfg, checkpoint_dir=tmp_path / "ckpt")
+    assert history.stopped_early
+    again = _model()
+    resumed = train(again, X, cfg, checkpoint_dir=tmp_path / "ckpt", resume=True)
+    assert resumed.losses == history.losses
+    _assert_same_weights(again, model)
+
+
+def test_an_interrupt_without_a_checkpoint_dir_says_nothing_was_saved(X):
+    with pytest.raises(TrainingInterrupted, match="nothing was saved \\(no checkpoint_dir was given\\)") as info:
+        train(_model(), X, TrainConfig(**CFG), on_epoch_end=_stop_after(1))
+    assert info.value.checkpoint is None
