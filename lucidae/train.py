@@ -8,9 +8,15 @@ It works for every lucidae module (and any ``nn.Module`` that has the same hooks
 - ``module.after_step()`` runs after every optimiser step, for constraints such as
   unit-norm decoder columns (optional).
 
-The in-memory path keeps the whole training set as one tensor, shuffles it once per
-epoch with a single gather and feeds contiguous slices: no per-sample Python work and
-no ``DataLoader`` collation.
+The in-memory path keeps the whole training set as one tensor and gathers each batch
+from it with one ``index_select`` of a per-epoch permutation: no per-sample Python work
+and no ``DataLoader`` collation. A :class:`lucidae.streaming.ChunkSource` is streamed in
+shuffled chunks instead (data larger than memory). Under torchrun the model is wrapped in
+``DistributedDataParallel`` and each rank takes its share of every global batch. The
+epoch's loss is summed on the device; one number is read back every
+:data:`CHECK_EVERY` steps to stop a NaN or exploding loss early. With ``checkpoint_dir``
+the state after each epoch is saved (:mod:`lucidae.checkpoint`), Ctrl-C saves it too, and
+``resume=True`` continues bit-exactly on CPU.
 """
 
 from __future__ import annotations
