@@ -218,6 +218,9 @@ class ModelConfig(_Config):
     outputs. With tied weights it penalises the shared matrices a second time."""
     decoder_l2: float = 0.0
     """"dense"/"linear" models: L2 penalty decoder_l2 * sum w^2 on the decoder's weights (not biases)."""
+    latent_l1: float = 0.0
+    """"dense"/"linear" models: activation sparsity, latent_l1 * mean over samples of sum|z| added to the loss
+    (an L1 penalty on the code, not the weights): fewer latents active per sample. Useful range about 1e-5 to 1e-3."""
     noise: str = "none"
     """"dense"/"linear" models: corrupt the inputs while training (never the targets, never when evaluating)
     for a denoising autoencoder: "gaussian" adds noise_level * N(0, 1) in the scaled space, "mask" zeroes
@@ -305,7 +308,7 @@ class ModelConfig(_Config):
 
     def _validate_dense_levers(self) -> None:
         _check(isinstance(self.tied, bool), f"tied={self.tied!r} must be true or false.")
-        for name in ("encoder_l1", "encoder_l2", "decoder_l1", "decoder_l2"):
+        for name in ("encoder_l1", "encoder_l2", "decoder_l1", "decoder_l2", "latent_l1"):
             _finite(name, getattr(self, name), 0.0, 1e3)
         _one_of("noise", self.noise, ("none", "gaussian", "mask"))
         _finite("noise_level", self.noise_level, 0.0, 100.0)

@@ -533,6 +533,10 @@ class AutoEncoder(BaseAutoEncoder):
         biases, of each half. L1 drives weights towards zero: sparser, easier
         to read connections at some cost in reconstruction (:mod:`lucidae.prune` then
         removes them).
+    latent_l1 : float, default=0.0
+        Activation sparsity: ``latent_l1 * mean(sum|z|)`` added to the loss, so fewer
+        latents are active per sample (see ``SparseAutoEncoder``/``TopKAutoEncoder`` for
+        the dictionary-learning recipes).
     noise : {"none", "gaussian", "mask"}, default="none"
         Denoising autoencoder: corrupt the inputs while training (targets stay clean).
     noise_level : float, default=0.1
@@ -588,6 +592,7 @@ restore_best, shuffle, random_state, verbose, device, precision
         encoder_l2: float = 0.0,
         decoder_l1: float = 0.0,
         decoder_l2: float = 0.0,
+        latent_l1: float = 0.0,
         noise: str = "none",
         noise_level: float = 0.1,
         scaling: str | None = "auto",
@@ -615,6 +620,7 @@ restore_best, shuffle, random_state, verbose, device, precision
         self.encoder_l2 = encoder_l2
         self.decoder_l1 = decoder_l1
         self.decoder_l2 = decoder_l2
+        self.latent_l1 = latent_l1
         self.noise = noise
         self.noise_level = noise_level
         self.scaling = scaling

@@ -74,8 +74,22 @@ def test_linear_parameters_mirror_the_configs():
 
 def test_dense_estimator_exposes_every_lever_with_config_defaults():
     params = AutoEncoder().get_params()
-    for name in ("tied", "encoder_l1", "encoder_l2", "decoder_l1", "decoder_l2", "noise", "noise_level"):
+    for name in ("tied", "encoder_l1", "encoder_l2", "decoder_l1", "decoder_l2", "latent_l1", "noise", "noise_level"):
         assert params[name] == defaults(ModelConfig)[name], name
+
+
+def test_latent_l1_makes_the_code_sparser(digits):
+    """Activation L1: fewer active latents per sample (L0) as the penalty grows, and the loss term is logged."""
+    l0s = []
+    for strength in (0.0, 1e-4, 1e-3):
+        ae = AutoEncoder(hidden_dims=(32,), latent_dim=16, latent_l1=strength, epochs=40, verbose=0, random_state=0)
+        ae.fit(digits.X)
+        Z = ae.transform(digits.X)
+        l0s.append(float((Z > 0).sum(axis=1).mean()))  # ReLU code: exact zeros
+        if strength:
+            record = ae.history_.records[-1]
+            assert record["latent_l1"] > 0
+    assert l0s[0] > l0s[1] > l0s[2], l0s
 
 
 @pytest.mark.parametrize(

@@ -320,6 +320,8 @@ class DenseAutoEncoder(nn.Module):
         out = self(x_in)
         mse = F.mse_loss(out.recon, target)
         penalties = self.weight_penalties()
+        if self.cfg.latent_l1 > 0:
+            penalties["latent_l1"] = self.cfg.latent_l1 * out.latent.abs().sum(dim=1).mean()
         total = mse + sum(penalties.values()) if penalties else mse
         return Loss(total, {"mse": mse.detach(), **{k: v.detach() for k, v in penalties.items()}})
 
