@@ -111,7 +111,13 @@ def config_parameters(classes: tuple[type, ...] = CLI_CONFIGS) -> list[inspect.P
 
 def with_config_options(func: Any) -> Any:
     """Give ``func(**kwargs)`` the config fields as typed, documented options (see :func:`config_parameters`)."""
-    own = [p for p in inspect.signature(func).parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    # the module's postponed annotations are strings: resolve them, or typer loses each option's help text
+    hints = typing.get_type_hints(func, include_extras=True)
+    own = [
+        p.replace(annotation=hints.get(p.name, p.annotation))
+        for p in inspect.signature(func).parameters.values()
+        if p.kind is not inspect.Parameter.VAR_KEYWORD
+    ]
     params = own + config_parameters()
     func.__signature__ = inspect.Signature(params)
     func.__annotations__ = {p.name: p.annotation for p in params}

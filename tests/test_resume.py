@@ -222,3 +222,14 @@ def test_an_interrupt_without_a_checkpoint_dir_says_nothing_was_saved(X):
     with pytest.raises(TrainingInterrupted, match="nothing was saved \\(no checkpoint_dir was given\\)") as info:
         train(_model(), X, TrainConfig(**CFG), on_epoch_end=_stop_after(1))
     assert info.value.checkpoint is None
+
+
+def test_train_help_documents_resume_and_checkpoints():
+    from typer.testing import CliRunner
+
+    from lucidae.cli import app
+
+    output = CliRunner().invoke(app, ["train", "--help"]).output
+    text = " ".join(output.replace("│", " ").split())  # help wraps inside rich's boxes
+    assert "Continue the interrupted run in this folder" in text
+    assert "Epochs between checkpoints" in text and "bfloat16 autocast" in text
