@@ -13,7 +13,6 @@ through Jinja2's autoescaping.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -23,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from lucidae._version import __version__
-from lucidae.errors import CorruptFileError, DataError
+from lucidae.errors import DataError
+from lucidae.io import read_run_record
 from lucidae.report import plots
 from lucidae.report.evidence import dead_mask, parameter_count, summary_entries
 
@@ -58,16 +58,7 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     >>> read_run(Path(tempfile.mkdtemp()))
     {}
     """
-    path = Path(run_dir) / RUN_FILE
-    if not path.is_file():
-        return {}
-    try:
-        run = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CorruptFileError(f"{path} is not valid JSON ({err}). Train the run again to rewrite it.") from err
-    if not isinstance(run, dict):
-        raise CorruptFileError(f"{path} must hold a JSON object, found {type(run).__name__}.")
-    return run
+    return read_run_record(run_dir, RUN_FILE)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
