@@ -74,6 +74,9 @@ def open_array(X: Any) -> Any:
         path = Path(X)
         if not path.is_file():
             raise DataError(f"{path} does not exist. Pass the path of a .npy file saved with numpy.save.")
+        from lucidae.validation import check_npy
+
+        check_npy(path)  # a damaged or lying header is a DataError before numpy parses it
         try:
             X = np.load(path, mmap_mode="r", allow_pickle=False)
         except (ValueError, OSError) as err:

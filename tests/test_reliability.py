@@ -600,3 +600,16 @@ def test_every_np_load_and_torch_load_in_the_package_refuses_pickle():
 def test_every_error_is_a_lucidae_error():
     for cls in (DataError, ConfigError, CorruptFileError):
         assert issubclass(cls, LucidaeError) and issubclass(cls, ValueError)
+
+
+def test_streamed_npy_with_a_damaged_header_is_a_data_error(tmp_path):
+    """A flipped byte in the header of a .npy given to fit by path is refused before numpy parses it."""
+    from lucidae.streaming import open_array
+
+    path = tmp_path / "d.npy"
+    np.save(path, np.zeros((4, 3), dtype=np.float32))
+    raw = bytearray(path.read_bytes())
+    raw[raw.index(b"{") + 1] = ord("[")  # an unbalanced bracket made numpy raise tokenize.TokenError
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataError):
+        open_array(path)
