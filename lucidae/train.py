@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from lucidae.config import TrainConfig
 from lucidae.distributed import World, all_reduce_sum, world
-from lucidae.errors import ConfigError, DataError, TrainingError
+from lucidae.errors import ConfigError, CorruptFileError, DataError, TrainingError
 
 PREPARE_ROWS = 4096
 """Rows of a streamed dataset passed to ``module.prepare`` for data-dependent initialisation."""
@@ -707,12 +707,19 @@ def train(
         history = History()
         best_val, best_state, bad_epochs, first_loss, start_epoch, step = math.inf, None, 0, None, 1, 0
         if saved is not None:
-            module.load_state_dict(saved.module)
-            optimizer.load_state_dict(saved.optimizer)
-            gen.set_state(saved.generators["shuffle"])
-            torch.set_rng_state(saved.generators["torch"])
-            if "local" in saved.generators and isinstance(data, _StreamData):
-                data.local_gen.set_state(saved.generators["local"])
+            try:
+                module.load_state_dict(saved.module)
+                optimizer.load_state_dict(saved.optimizer)
+                gen.set_state(saved.generators["shuffle"])
+                torch.set_rng_state(saved.generators["torch"])
+                if "local" in saved.generators and isinstance(data, _StreamData):
+                    data.local_gen.set_state(saved.generators["local"])
+            except (RuntimeError, KeyError, ValueError, TypeError) as err:
+                # the checksum passed, so the file was written like this: it belongs to another model or was edited
+                raise CorruptFileError(
+                    f"The checkpoint in {ckpt_dir} does not fit this model and trainer ({str(err)[:300]}). "
+                    "It belongs to another run or was edited; start the run again without --resume."
+                ) from err
             history = History.from_dict(saved.history)
             best_val, bad_epochs, first_loss = saved.best_val, saved.bad_epochs, saved.first_loss
             best_state = None if saved.best_state is None else {k: v.to(device) for k, v in saved.best_state.items()}

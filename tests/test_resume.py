@@ -104,6 +104,16 @@ def test_resume_refuses_other_settings(X, tmp_path):
         train(_model(), X, TrainConfig(**CFG), resume=True)
 
 
+def test_a_checkpoint_of_another_model_is_refused_cleanly(X, tmp_path):
+    ckpt = tmp_path / "checkpoint"
+    with pytest.raises(TrainingInterrupted):
+        train(_model(), X, TrainConfig(**CFG), checkpoint_dir=ckpt, on_epoch_end=_stop_after(1))
+    with seeded(0):
+        other = build_model(ModelConfig(input_dim=64, hidden_dims=(16,), latent_dim=6))
+    with pytest.raises(CorruptFileError, match="does not fit this model"):
+        train(other, X, TrainConfig(**CFG), checkpoint_dir=ckpt, resume=True)
+
+
 def test_a_damaged_checkpoint_is_refused(X, tmp_path):
     ckpt = tmp_path / "checkpoint"
     save_checkpoint(ckpt, TrainState(epoch=1, step=2, module={"w": torch.ones(3)}))
