@@ -461,18 +461,65 @@ def prune(
     )
 
 
+def _detector_info(run_dir: Path, as_json: bool) -> None:
+    """Print what `lucidae info` knows of a folder written by `AnomalyDetector.save` / `lucidae detect --save`."""
+    from lucidae.applications import load_detector
+
+    try:
+        det = load_detector(run_dir)
+    except LucidaeError as err:
+        raise _fail(err) from err
+    inner, cfg = det.estimator_, det.estimator_.model_config_
+    arch = "-".join(str(d) for d in [cfg.input_dim, *cfg.hidden_dims, cfg.latent_dim, *cfg.hidden_dims[::-1]])
+    arch += f"-{cfg.input_dim}"
+    summary = {
+        "estimator": "AnomalyDetector",
+        "contamination": det.contamination,
+        "scoring": det.scoring,
+        "threshold": det.threshold_,
+        "n_neighbors": det.n_neighbors,
+        "n_features_in": det.n_features_in_,
+        "training_samples": int(len(det.labels_)),
+        "training_outliers": int(det.labels_.sum()),
+        "inner": {
+            "estimator": type(inner).__name__,
+            "model": cfg.to_dict(),
+            "parameters": sum(p.numel() for p in inner.module_.parameters()),
+            "epochs_run": inner.n_iter_,
+        },
+    }
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    typer.echo(
+        "\n".join(
+            [
+                f"AnomalyDetector (scoring {det.scoring!r}) on {det.n_features_in_} features",
+                f"contamination {det.contamination:g}: threshold {det.threshold_:.5g} on the anomaly score "
+                f"(above it = outlier); {summary['training_outliers']} of {summary['training_samples']} "
+                "training samples flagged",
+                f"inner model: {summary['inner']['estimator']} ({cfg.model}) {arch}, "
+                f"{summary['inner']['parameters']:,} parameters, trained {inner.n_iter_} epochs",
+                "load it with lucidae.applications.load_detector",
+            ]
+        )
+    )
+
+
 @app.command()
 def info(
-    run_dir: Annotated[Path, typer.Argument(help="A model folder written by `lucidae train`.")],
+    run_dir: Annotated[Path, typer.Argument(help="A folder written by `lucidae train` or `lucidae detect --save`.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the full record as JSON.")] = False,
 ) -> None:
-    """Describe a saved model: architecture, size, scaling, training and held-out error."""
-    from lucidae.estimators import load
+    """Describe a saved model (architecture, size, scaling, training, held-out error) or a saved detector."""
+    from lucidae.estimators import NotAnEstimatorError, load
     from lucidae.io import read_run_record
 
     try:
         est = load(run_dir)
         run = read_run_record(run_dir, RUN_FILE)
+    except NotAnEstimatorError:
+        return _detector_info(run_dir, as_json)
     except LucidaeError as err:
         raise _fail(err) from err
     n_params = sum(p.numel() for p in est.module_.parameters())

@@ -425,6 +425,28 @@ def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
 
 
+class NotAnEstimatorError(CorruptFileError):
+    """The folder holds another saved lucidae object, not an estimator; the message names its loader.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from lucidae.applications import AnomalyDetector
+    >>> X = np.random.default_rng(0).normal(size=(100, 3))
+    >>> inner = AutoEncoder(hidden_dims=(), latent_dim=1, epochs=1, verbose=0)
+    >>> folder = AnomalyDetector(estimator=inner).fit(X).save(tempfile.mkdtemp() + "/det")
+    >>> try:
+    ...     load(folder)
+    ... except NotAnEstimatorError as err:
+    ...     "lucidae.applications.load_detector" in str(err)
+    True
+    """
+
+
+LOADERS = {"AnomalyDetector": "lucidae.applications.load_detector"}
+"""Saved objects that share the model folder format but are not estimators, to the function that loads each."""
+
+
 def load(path: str | os.PathLike) -> BaseAutoEncoder:
     """Load an estimator saved with ``save`` (or ``lucidae train``). Never unpickles.
 
@@ -445,6 +467,9 @@ def load(path: str | os.PathLike) -> BaseAutoEncoder:
     ------
     CorruptFileError
         When the files are missing, damaged, or inconsistent with each other.
+    NotAnEstimatorError
+        (A CorruptFileError) when the folder holds a saved AnomalyDetector, which
+        :func:`lucidae.applications.load_detector` loads.
 
     Examples
     --------
@@ -456,6 +481,14 @@ def load(path: str | os.PathLike) -> BaseAutoEncoder:
     'AutoEncoder'
     """
     config = read_config(path)
+    kind = config.get("estimator")
+    if isinstance(kind, str) and kind in LOADERS:
+        # A detector's config has keys no estimator's has; without this the schema check
+        # below would call the folder damaged, which sends the user looking for a fault.
+        raise NotAnEstimatorError(
+            f"{path} holds a saved {kind}, not an autoencoder estimator. "
+            f"Load it with {LOADERS[kind]}({str(path)!r}); its autoencoder alone is in {Path(path) / 'estimator'}."
+        )
     # Everything is checked before anything is allocated: the config against its schema,
     # then the safetensors header (a bounded read) against the shapes the config implies.
     spec = validate_saved_config(config, Path(path) / CONFIG)

@@ -211,6 +211,44 @@ def test_load_detects_tampered_arrays(tmp_path, fitted):
         load_detector(path)
 
 
+def test_lucidae_load_on_a_detector_folder_names_load_detector(tmp_path, fitted):
+    from lucidae import load
+    from lucidae.errors import LucidaeError
+    from lucidae.estimators import NotAnEstimatorError
+
+    path = fitted.save(tmp_path / "det")
+    with pytest.raises(NotAnEstimatorError) as info:
+        load(path)
+    message = str(info.value)
+    assert "lucidae.applications.load_detector" in message and "AnomalyDetector" in message
+    assert "damaged" not in message and "unknown key" not in message
+    assert isinstance(info.value, LucidaeError) and isinstance(info.value, CorruptFileError)
+    assert type(load(path / "estimator")).__name__ == type(fitted.estimator_).__name__  # the hint is right
+
+
+def test_cli_info_describes_a_detector(tmp_path, fitted):
+    from lucidae.cli import app
+
+    path = fitted.save(tmp_path / "det")
+    result = CliRunner().invoke(app, ["info", str(path)])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "AnomalyDetector" in out and "contamination 0.05" in out
+    assert f"threshold {fitted.threshold_:.5g}" in out
+    flagged = int(fitted.labels_.sum())
+    assert f"{flagged} of {len(fitted.labels_)} training samples flagged" in out
+    assert f"inner model: {type(fitted.estimator_).__name__}" in out
+    result = CliRunner().invoke(app, ["info", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["threshold"] == fitted.threshold_ and doc["contamination"] == 0.05
+    assert doc["training_outliers"] == flagged
+    assert doc["inner"]["parameters"] == sum(p.numel() for p in fitted.estimator_.module_.parameters())
+    (path / "model.safetensors").write_bytes(b"damaged")  # a broken detector is still an error, exit 2
+    broken = CliRunner().invoke(app, ["info", str(path)])
+    assert broken.exit_code == 2 and "error:" in broken.output
+
+
 @pytest.mark.parametrize(
     "kwargs, fragment",
     [
