@@ -1291,6 +1291,12 @@ class VAE(_ImageEstimator):
     same code size (the KL limits how much the code carries), noisier training, and
     latents the KL switches off carry nothing.
 
+    Defaults and why (measured on ``make_shapes`` 16x16 images, MIG of the posterior
+    means; ``docs/readme/vae.md``, ``benchmarks/disentanglement.py``): two dense layers of
+    256, 10 latents and a peak rate of 1e-3. With the classic model's one layer of 128,
+    32 latents and 3e-3 the VAEs mostly stayed below 0.06 MIG even after 10,000 steps;
+    with these they separate scale and position within minutes on a CPU.
+
     Parameters
     ----------
     beta : float, default=6.0
@@ -1306,9 +1312,15 @@ class VAE(_ImageEstimator):
     mi_weight, dim_kl_weight : float, default=1.0
         :class:`BetaTCVAE` only: weights (alpha, gamma) of the mutual-information and
         dimension-wise KL terms.
-    hidden_dims, latent_dim, activation, output_activation, scaling
+    hidden_dims : tuple of int, default=(256, 256)
+        Widths of the encoder's dense layers; the decoder mirrors them.
+    latent_dim : int, default=10
+        Size of the code; latents the data does not need are switched off by the KL.
+    activation, output_activation, scaling
         As for :class:`AutoEncoder`; ``output_activation`` gives the Gaussian mean.
-    epochs, batch_size, lr, lr_schedule, weight_decay, validation_fraction, patience, \
+    lr : float, default=1e-3
+        Peak Adam learning rate (cosine decay).
+    epochs, batch_size, lr_schedule, weight_decay, validation_fraction, patience, \
 restore_best, shuffle, random_state, verbose, device, precision
         Training settings; see :class:`lucidae.config.TrainConfig`.
 
@@ -1342,14 +1354,14 @@ restore_best, shuffle, random_state, verbose, device, precision
         conv_channels: tuple[int, ...] = (32, 32, 64, 64),
         mi_weight: float = 1.0,
         dim_kl_weight: float = 1.0,
-        hidden_dims: tuple[int, ...] = (128,),
-        latent_dim: int = 32,
+        hidden_dims: tuple[int, ...] = (256, 256),
+        latent_dim: int = 10,
         activation: str = "relu",
         output_activation: str = "sigmoid",
         scaling: str | None = "auto",
         epochs: int | None = None,
         batch_size: int = 128,
-        lr: float = 3e-3,
+        lr: float = 1e-3,
         lr_schedule: str = "cosine",
         weight_decay: float = 0.0,
         validation_fraction: float = 0.1,
