@@ -382,3 +382,102 @@ def test_known_factors_add_disentanglement_to_report_and_sweep(tmp_path):
     assert 'id="plot-mig"' in sweep_html and "MIG is not plotted" not in sweep_html
     doc = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert ["mig" in r.get("pareto", []) for r in doc["runs"]] == [True, True, False]  # r2 is dominated by r1
+
+
+# ----------------------------------------------------------------- generation
+TILE_SCALE = 48 // 8  # image_tiles(target=48) upscales the 8x8 digits 6 times
+TILE = 8 * TILE_SCALE + 2  # a tile and its 2-pixel gutter
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory, digits):
+    from lucidae.estimators import ESTIMATORS
+
+    if "VAE" not in ESTIMATORS:
+        pytest.skip("VAE is not part of this lucidae")
+    # beta 0.5 and a high rate: in 4 epochs the code is not collapsed, so samples and paths differ visibly
+    est = ESTIMATORS["VAE"](hidden_dims=(16,), latent_dim=3, beta=0.5, lr=1e-2, epochs=4, verbose=0, random_state=0)
+    out, _ = fit_run(est, digits, DataConfig(data="digits"), tmp_path_factory.mktemp("vae") / "vae", quiet=True)
+    return out, build_report(out, max_latents=1)
+
+
+def _generation_section(html: str) -> str:
+    start = html.index('<h2 id="generation">')
+    return html[start : html.index('<p class="note">Written by lucidae.', start)]
+
+
+def _gray(src: str) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("L"), dtype=np.float64)
+
+
+def _tiles(img: np.ndarray, n: int) -> list[np.ndarray]:
+    """The n 8x8 images of a one-row strip, read back at their original resolution, in [0, 1]."""
+    assert img.shape == (2 + TILE, 2 + n * TILE)  # white gutters of 2 pixels around every tile
+    return [img[2 : 2 + 8 * TILE_SCALE : TILE_SCALE, x : x + 8 * TILE_SCALE : TILE_SCALE] / 255.0
+            for x in range(2, 2 + n * TILE, TILE)]  # fmt: skip
+
+
+def test_vae_report_shows_prior_samples_and_interpolations(vae_run, digits):
+    run_dir, page = vae_run
+    section = _generation_section(page.read_text())
+    est = load(run_dir)
+    srcs = re.findall(r'<img src="([^"]*)" alt="([^"]*)"', section)
+    assert [alt for _, alt in srcs][0] == "new images sampled from the prior"
+    assert len(srcs) == 1 + 3 and all(alt.startswith("interpolation from") for _, alt in srcs[1:])
+    assert "new images made by drawing codes at random from that prior" in section
+    # digits lie in [0, 1], so the shared grey scale maps a value v to about 255 * v
+    drawn = _tiles(_gray(srcs[0][0]), 10)
+    expected = est.sample(10, random_state=0).reshape(10, 8, 8)
+    for got, want in zip(drawn, expected):
+        np.testing.assert_allclose(got, np.clip(want, 0, 1), atol=2.5 / 255)
+    pairs = _metrics(run_dir)["generation"]["interpolation_pairs"]
+    assert len(pairs) == 3
+    for (src, _), (a, b) in zip(srcs[1:], pairs):
+        assert digits.y[a] != digits.y[b]  # paths between classes, not within one
+        strip = _tiles(_gray(src), 10)
+        np.testing.assert_allclose(strip[0], digits.X[a].reshape(8, 8), atol=2.5 / 255)  # the samples themselves
+        np.testing.assert_allclose(strip[-1], digits.X[b].reshape(8, 8), atol=2.5 / 255)
+        ends = est.reconstruct(digits.X[[a, b]]).reshape(2, 8, 8)
+        np.testing.assert_allclose(strip[1], np.clip(ends[0], 0, 1), atol=2.5 / 255)  # then their reconstructions
+        np.testing.assert_allclose(strip[-2], np.clip(ends[1], 0, 1), atol=2.5 / 255)
+        za, zb = est.transform(digits.X[[a, b]]).astype(np.float64)  # posterior means
+        middle = est.inverse_transform((za + (zb - za) * (3 / 7))[None, :].astype(np.float32)).reshape(8, 8)
+        np.testing.assert_allclose(strip[4], np.clip(middle, 0, 1), atol=2.5 / 255)
+        assert f"#{a} (label {digits.y[a]}) to #{b} (label {digits.y[b]})" in section
+
+
+def test_plain_autoencoder_interpolates_but_does_not_sample(digits, tmp_path):
+    # A high rate: the decoded images change by about 25 grey levels per step, so a wrong path shows.
+    est = AutoEncoder(hidden_dims=(16,), latent_dim=6, epochs=4, lr=1e-2, verbose=0, random_state=0)
+    run_dir, _ = fit_run(est, digits, DataConfig(data="digits"), tmp_path / "ae", quiet=True)
+    section = _generation_section(build_report(run_dir, max_latents=1).read_text())
+    assert "This is interpolation, not sampling" in section and "sampled from the prior" not in section
+    srcs = re.findall(r'<img src="([^"]*)" alt="interpolation from', section)
+    (a, b), *_ = _metrics(run_dir)["generation"]["interpolation_pairs"]
+    assert _metrics(run_dir)["generation"]["prior_samples"] == 0 and len(srcs) == 3
+    est = load(run_dir)
+    za, zb = est.transform(digits.X[[a, b]]).astype(np.float64)
+    strip = _tiles(_gray(srcs[0]), 10)
+    for k, got in enumerate(strip[1:-1]):  # slow reference: one code at a time
+        code = za + (zb - za) * (k / 7)
+        want = est.inverse_transform(code[None, :].astype(np.float32)).reshape(8, 8)
+        np.testing.assert_allclose(got, np.clip(want, 0, 1), atol=2.5 / 255)
+    assert np.abs(strip[1] - strip[-2]).max() > 0.3  # the path goes somewhere: the test could tell steps apart
+
+
+def test_tabular_report_has_no_generation_section(tabular_run):
+    assert 'id="generation"' not in (tabular_run / "report.html").read_text()
+    assert _metrics(tabular_run)["generation"] is None
+
+
+@pytest.mark.browser
+def test_vae_report_loads_cleanly_in_a_browser(vae_run, tmp_path):
+    from test_report_browser import _probe, _screenshot_is_not_blank  # same checks as the other pages
+
+    result = _probe(vae_run[1], tmp_path)
+    assert result["errors"] == [] and result["console"] == [] and result["broken"] == []
+    assert result["images"] >= 4 + 2  # the generation strips and the rest of the page
+    assert "Generation" in result["text"]
+    _screenshot_is_not_blank(vae_run[1], tmp_path)

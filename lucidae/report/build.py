@@ -219,6 +219,74 @@ def _warnings(
     return out
 
 
+GENERATED_SAMPLES = 10
+"""New images drawn from a VAE's prior for the Generation section."""
+INTERPOLATION_PAIRS = 3
+"""Pairs of held-out samples the Generation section interpolates between."""
+INTERPOLATION_STEPS = 8
+"""Decoded points per interpolation, the two reconstructions included."""
+
+
+def _interpolation_pairs(labels: np.ndarray | None, n: int, n_pairs: int) -> list[tuple[int, int]]:
+    """Positions of sample pairs to interpolate between: of different labels where there are labels.
+
+    A path between two samples of one class shows little; one between classes shows
+    whether the code's space between them holds plausible images or a blur. The choice
+    is deterministic so that two reports of one run show the same strips.
+    """
+    if n < 2:
+        return []
+    if labels is not None:
+        classes, inverse = np.unique(labels, return_inverse=True)
+        if len(classes) >= 2:
+            members = [list(np.flatnonzero(inverse == c)) for c in range(len(classes))]  # positions per class
+            used = [0] * len(classes)
+            pairs = []
+            for k in range(n_pairs):
+                ca, cb = (2 * k) % len(classes), (2 * k + 1) % len(classes)
+                if used[ca] >= len(members[ca]) or used[cb] >= len(members[cb]):
+                    break
+                pairs.append((int(members[ca][used[ca]]), int(members[cb][used[cb]])))
+                used[ca] += 1
+                used[cb] += 1
+            if pairs:
+                return pairs
+    ends = np.linspace(0, n - 1, 2 * min(n_pairs, n // 2)).astype(int)
+    return [(int(ends[2 * k]), int(ends[2 * k + 1])) for k in range(len(ends) // 2)]
+
+
+def _generation(est: Any, X_eval: np.ndarray, labels: np.ndarray | None, eval_idx: np.ndarray) -> dict | None:
+    """The Generation section: prior samples (VAEs) and interpolation strips, or None for tabular data."""
+    from lucidae.applications.generate import interpolation, samples
+
+    image_shape = est.image_shape_
+    if image_shape is None or len(X_eval) < 2:
+        return None
+    flat = X_eval.reshape(len(X_eval), -1)
+    # One colour scale for everything, the data's own, so generated images read like the originals.
+    lo, hi = float(flat.min()), float(flat.max())
+    can_sample = hasattr(est, "sample")
+    drawn = None
+    if can_sample:
+        new = samples(est, GENERATED_SAMPLES, random_state=0).reshape(GENERATED_SAMPLES, -1)  # (n, features)
+        drawn = plots.image_tiles(new, image_shape, vmin=lo, vmax=hi, target=48)
+    strips = []
+    for a, b in _interpolation_pairs(labels, len(X_eval), INTERPOLATION_PAIRS):
+        path = interpolation(est, flat[a], flat[b], steps=INTERPOLATION_STEPS).reshape(INTERPOLATION_STEPS, -1)
+        row = np.concatenate([flat[a : a + 1], path, flat[b : b + 1]])  # (steps + 2, features)
+        caption = f"held-out sample #{int(eval_idx[a])}" + (f" (label {labels[a]})" if labels is not None else "")
+        caption += f" to #{int(eval_idx[b])}" + (f" (label {labels[b]})" if labels is not None else "")
+        strips.append(
+            {
+                "image": plots.image_tiles(row, image_shape, vmin=lo, vmax=hi, target=48),
+                "caption": caption,
+                "pair": [int(eval_idx[a]), int(eval_idx[b])],
+            }
+        )
+    return {"sampling": can_sample, "samples": drawn, "n_samples": GENERATED_SAMPLES, "strips": strips,
+            "steps": INTERPOLATION_STEPS}  # fmt: skip
+
+
 GROUP_ORDER = ("fidelity", "baseline", "sparsity", "structure", "disentanglement")
 """Order of the metric groups in the table."""
 
@@ -472,6 +540,7 @@ def build_report(
         "dead_indices": [int(i) for i in np.flatnonzero(dead)],
         "map": plots.latent_map(lmap.coords, lmap.color, title="codes of the evaluation samples"),
         "map_caption": map_caption,
+        "generation": _generation(est, X_eval, labels, eval_idx),
     }
     html = render("report.html.j2", context)
     _atomic_write_text(run_dir / REPORT_FILE, html)
@@ -496,6 +565,14 @@ def build_report(
             for i in range(n_latents)
         ],
         "warnings": warnings,
+        "generation": None
+        if context["generation"] is None
+        else {
+            "prior_samples": context["generation"]["n_samples"] if context["generation"]["sampling"] else 0,
+            "prior_seed": 0,
+            "interpolation_pairs": [s["pair"] for s in context["generation"]["strips"]],
+            "interpolation_steps": INTERPOLATION_STEPS,
+        },
         "report_seconds": time.perf_counter() - start,
     }
     _atomic_write_json(run_dir / METRICS_FILE, _json_safe(metrics_doc))
