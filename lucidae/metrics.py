@@ -757,6 +757,14 @@ class ActivationAccumulator:
         return self._hoyer_sum / self.n
 
 
+def _activations(codes: Any, threshold: float) -> ActivationAccumulator:
+    """Feed every batch of ``codes`` to one :class:`ActivationAccumulator`."""
+    acc = ActivationAccumulator(threshold)
+    for batch in _batches(codes):
+        acc.update(batch)
+    return acc
+
+
 def l0(codes: Any, *, threshold: float = 0.0) -> float:
     """L0: the mean number of active latents per sample, ``1/n sum_s #{i : |z_si| > threshold}``.
 
@@ -767,10 +775,7 @@ def l0(codes: Any, *, threshold: float = 0.0) -> float:
     >>> l0([[0.0, 1.0, 2.0], [0.0, 0.0, 5.0]])
     1.5
     """
-    acc = ActivationAccumulator(threshold)
-    for batch in _batches(codes):
-        acc.update(batch)
-    return acc.l0
+    return _activations(codes, threshold).l0
 
 
 def activation_density(codes: Any, *, threshold: float = 0.0) -> np.ndarray:
@@ -781,10 +786,7 @@ def activation_density(codes: Any, *, threshold: float = 0.0) -> np.ndarray:
     >>> activation_density([[0.0, 1.0], [0.0, 3.0]]).tolist()
     [0.0, 1.0]
     """
-    acc = ActivationAccumulator(threshold)
-    for batch in _batches(codes):
-        acc.update(batch)
-    return acc.density
+    return _activations(codes, threshold).density
 
 
 def dead_latents(codes: Any, *, threshold: float = 0.0) -> np.ndarray:
@@ -829,9 +831,7 @@ def density_histogram(codes: Any, *, threshold: float = 0.0, bins: int = 20) -> 
     >>> h["counts"], h["n_dead"]
     ([1, 1], 1)
     """
-    acc = ActivationAccumulator(threshold)
-    for batch in _batches(codes):
-        acc.update(batch)
+    acc = _activations(codes, threshold)
     dens = acc.density
     low = np.log10(1.0 / acc.n) if acc.n > 1 else -1.0
     edges = np.linspace(low, 0.0, bins + 1)
