@@ -125,14 +125,7 @@ def decompress(
     model: Annotated[Path, typer.Option(help="The model folder that compressed it.")],
     out: Annotated[Path, typer.Option(help="Where to write the images (.npy).")] = Path("images.npy"),
 ) -> None:
-    """Decode a stream from `lucidae compress` back to images (.npy).
-    \f
-    Examples
-    --------
-    >>> from typer.testing import CliRunner
-    >>> from lucidae.cli import app
-    >>> CliRunner().invoke(app, ["decompress", "images.lcz", "--model", "runs/digits"])  # doctest: +SKIP
-    """
+    """Decode a stream from `lucidae compress` back to images (.npy)."""
     from lucidae.applications import compress as codec
     from lucidae.errors import ConfigError, CorruptFileError
     from lucidae.estimators import load
