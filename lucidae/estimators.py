@@ -1471,7 +1471,10 @@ class BetaTCVAE(VAE):
     ``mi_weight``, ``beta`` and ``dim_kl_weight``: only the TC is penalised hard, so
     latents become independent without the information loss of a large beta-VAE
     ``beta``. It is lucidae's most disentangling model (MIG on dSprites-style shapes in
-    ``docs/readme/vae.md``). Parameters, attributes and methods are those of :class:`VAE`.
+    ``docs/readme/vae.md``). Parameters, defaults, attributes and methods are those of
+    :class:`VAE`: with them, on 20,000 16x16 ``make_shapes`` images, it separated scale, x and
+    y (MIG 0.32-0.33 over all five factors, 0.38-0.40 over the four Chen et al. score) in
+    1.5-3.5 minutes on one CPU thread on two seeds of three, and folded position on the third.
 
     When to use it: when latents should each follow one factor of variation. What it
     trades away: as :class:`VAE`, plus a noisier objective (the TC is estimated on each
