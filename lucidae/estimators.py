@@ -1474,7 +1474,8 @@ class BetaTCVAE(VAE):
     ``docs/readme/vae.md``). Parameters, defaults, attributes and methods are those of
     :class:`VAE`: with them, on 20,000 16x16 ``make_shapes`` images, it separated scale, x and
     y (MIG 0.32-0.33 over all five factors, 0.38-0.40 over the four Chen et al. score) in
-    1.5-3.5 minutes on one CPU thread on two seeds of three, and folded position on the third.
+    1.5-3.5 minutes on one CPU thread on two seeds of four; on the other two it folded
+    position or left scale mixed (MIG 0.14-0.18).
 
     When to use it: when latents should each follow one factor of variation. What it
     trades away: as :class:`VAE`, plus a noisier objective (the TC is estimated on each
