@@ -142,7 +142,7 @@ def split_options(options: dict[str, Any]) -> tuple[ModelConfig, TrainConfig, Da
     return out[0], out[1], out[2]  # type: ignore[return-value]
 
 
-def estimator_from_configs(model: ModelConfig, train_cfg: TrainConfig, data: DataConfig) -> Any:
+def estimator_from_configs(model: ModelConfig, train_cfg: TrainConfig, data: DataConfig, *, explicit: Any = ()) -> Any:
     """Build the (unfitted) estimator for ``model.model`` with every parameter it accepts.
 
     Examples
@@ -152,10 +152,14 @@ def estimator_from_configs(model: ModelConfig, train_cfg: TrainConfig, data: Dat
     ('AutoEncoder', 4, 2)
 
     An option left at its config default takes the family's own default, where the
-    family sets one on evidence:
+    family sets one on evidence, unless its name is in ``explicit`` (the options the
+    user set, even to the config's default value):
 
     >>> estimator_from_configs(ModelConfig(model="linear"), TrainConfig(), DataConfig()).batch_size
     2048
+    >>> cfgs = ModelConfig(model="linear"), TrainConfig(), DataConfig()
+    >>> estimator_from_configs(*cfgs, explicit={"batch_size"}).batch_size
+    128
     """
     from lucidae.estimators import estimator_for
 
@@ -168,7 +172,11 @@ def estimator_from_configs(model: ModelConfig, train_cfg: TrainConfig, data: Dat
         "scaling": None if data.scaling == "none" else data.scaling,
     }
     values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items() if k in own}
-    values = {k: v for k, v in values.items() if not (k in config_defaults and v == config_defaults[k] and own[k] != v)}
+    values = {
+        k: v
+        for k, v in values.items()
+        if k in explicit or not (k in config_defaults and v == config_defaults[k] and own[k] != v)
+    }
     return cls(**values)
 
 
@@ -278,6 +286,7 @@ def fit_run(
 @app.command()
 @with_config_options
 def train(
+    ctx: typer.Context,
     *,
     out: Annotated[Path, typer.Option(help="Folder to write the model, its run record and later its report.")] = Path(
         "runs/latest"
@@ -312,11 +321,14 @@ def train(
         if resume is not None:
             out = resume
             options = read_train_options(resume)
+            explicit = set(options)  # only the options the user set were stored
+        else:
+            explicit = _explicit_options(ctx, options)
         model_cfg, train_cfg, data_cfg = split_options(options)
-        if resume is None and main:
-            write_train_options(out, options)  # first, so that an interrupted run can be resumed
+        if resume is None and main:  # first, so that an interrupted run can be resumed
+            write_train_options(out, {k: v for k, v in options.items() if k in explicit})
         dataset = load_dataset(data_cfg.data)
-        est = estimator_from_configs(model_cfg, train_cfg, data_cfg)
+        est = estimator_from_configs(model_cfg, train_cfg, data_cfg, explicit=explicit)
         fit_params = {
             "checkpoint_dir": Path(out) / CHECKPOINT_DIR,
             "resume": resume is not None,
@@ -344,6 +356,16 @@ def train(
 
 TRAIN_OPTIONS = "train_options.json"
 """Written by ``lucidae train`` into OUT before training: the options, for ``--resume``."""
+
+
+def _explicit_options(ctx: typer.Context, options: dict[str, Any]) -> set[str]:
+    """The options given on the command line (or environment), as opposed to left at their defaults.
+
+    A family's own defaults (see :func:`estimator_from_configs`) replace only the options
+    the user did not give, even when the user gives the config's default value.
+    """
+    sources = {name: ctx.get_parameter_source(name) for name in options}
+    return {name for name, src in sources.items() if src is not None and src.name not in ("DEFAULT", "DEFAULT_MAP")}
 
 
 def write_train_options(out: Path, options: dict[str, Any]) -> None:

@@ -122,3 +122,16 @@ def test_bad_option_gives_a_clear_error_and_no_traceback(tmp_path):
     assert result.exit_code == 2 and "comma-separated integers" in result.output
     result = runner.invoke(app, ["info", str(tmp_path / "missing")])
     assert result.exit_code == 2 and "not a lucidae model directory" in result.output
+
+
+def test_an_option_given_at_its_default_value_is_kept_for_families_with_their_own_defaults(tmp_path):
+    """`--latent-dim 32` for a VAE means 32, not the VAE's own default of 10; unset options take the family's."""
+    out = tmp_path / "vae"
+    args = ["train", "--model", "vae", "--latent-dim", "32", "--hidden-dims", "16", "--epochs", "1"]
+    result = runner.invoke(app, [*args, "--verbose", "0", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    ae = load(out)
+    assert ae.latent_dim == 32 and tuple(ae.hidden_dims) == (16,)
+    assert ae.lr == type(ae)().lr  # not given: the family's own default
+    stored = json.loads((out / "train_options.json").read_text())
+    assert {"model", "latent_dim", "hidden_dims", "epochs", "verbose"} <= set(stored) and "lr" not in stored

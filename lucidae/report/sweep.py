@@ -338,7 +338,9 @@ def run_sweep(
         status = "reused"
         try:
             if not ((run_dir / "model.safetensors").is_file() and (run_dir / "run.json").is_file()):
-                est = estimator_from_configs(point.model, point.train, data_cfg)
+                # the sweep's own axes hold even where a family has other defaults
+                axes = {"latent_dim", "hidden_dims", "activation", "latent_activation", "epochs", *point.levers}
+                est = estimator_from_configs(point.model, point.train, data_cfg, explicit=axes)
                 fit_run(est, dataset, data_cfg, run_dir, seed=cfg.random_state, quiet=True)
                 status = "trained"
             metrics_path = run_dir / METRICS_FILE
