@@ -277,9 +277,7 @@ def fit_run(
             "test_mse": float(np.mean((scaled - recon) ** 2)),
         }
     out_dir = est.save(out)
-    tmp = out_dir / (RUN_FILE + ".tmp")
-    write_json(tmp, record)
-    os.replace(tmp, out_dir / RUN_FILE)
+    write_json(out_dir / RUN_FILE, record)
     return out_dir, record
 
 
@@ -374,9 +372,7 @@ def write_train_options(out: Path, options: dict[str, Any]) -> None:
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / (TRAIN_OPTIONS + ".tmp")
-    write_json(tmp, {k: v for k, v in options.items()})
-    os.replace(tmp, out / TRAIN_OPTIONS)
+    write_json(out / TRAIN_OPTIONS, options)
 
 
 def read_train_options(run_dir: Path) -> dict[str, Any]:

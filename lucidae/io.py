@@ -54,13 +54,31 @@ def _fsync_file(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON, flushed and fsynced, so a crash cannot leave a truncated file behind."""
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=False, allow_nan=False)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    """Write JSON atomically: to a flushed, fsynced temporary sibling, then renamed over ``path``.
+
+    A crash leaves the old file or the new one, never a truncated one.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.json"
+    >>> write_json(p, {"a": 1})
+    >>> json.loads(p.read_text())
+    {'a': 1}
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, sort_keys=False, allow_nan=False)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def replace_dir(tmp: Path, final: Path) -> None:

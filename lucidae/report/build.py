@@ -23,7 +23,7 @@ import numpy as np
 
 from lucidae._version import __version__
 from lucidae.errors import DataError
-from lucidae.io import read_run_record
+from lucidae.io import read_run_record, write_json
 from lucidae.report import plots
 from lucidae.report.evidence import dead_mask, parameter_count, summary_entries
 
@@ -67,14 +67,6 @@ def _atomic_write_text(path: Path, text: str) -> None:
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _atomic_write_json(path: Path, data: Any) -> None:
-    from lucidae.io import write_json
-
-    tmp = path.with_name(path.name + ".tmp")
-    write_json(tmp, data)
     os.replace(tmp, path)
 
 
@@ -575,7 +567,7 @@ def build_report(
         },
         "report_seconds": time.perf_counter() - start,
     }
-    _atomic_write_json(run_dir / METRICS_FILE, _json_safe(metrics_doc))
+    write_json(run_dir / METRICS_FILE, _json_safe(metrics_doc))
     return run_dir / REPORT_FILE
 
 

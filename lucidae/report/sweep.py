@@ -392,8 +392,9 @@ def write_sweep_page(out: Path, rows: list[dict[str, Any]], skipped: list[str], 
     >>> write_sweep_page(Path(tempfile.mkdtemp()), [row], [], title="t").name
     'sweep.html'
     """
+    from lucidae.io import write_json
     from lucidae.report import plots
-    from lucidae.report.build import REPORT_FILE, _atomic_write_json, _atomic_write_text, _json_safe, render
+    from lucidae.report.build import REPORT_FILE, _atomic_write_text, _json_safe, render
 
     fvu = _cost(rows, "fvu", 1)
     labels = [str(i + 1) for i in range(len(rows))]
@@ -461,7 +462,7 @@ def write_sweep_page(out: Path, rows: list[dict[str, Any]], skipped: list[str], 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _atomic_write_text(out / SWEEP_PAGE, html)
-    _atomic_write_json(out / SWEEP_JSON, _json_safe({"runs": rows, "skipped": skipped}))
+    write_json(out / SWEEP_JSON, _json_safe({"runs": rows, "skipped": skipped}))
     return out / SWEEP_PAGE
 
 
