@@ -39,6 +39,9 @@ app = typer.Typer(
 RUN_FILE = "run.json"
 """Written by ``lucidae train`` beside the model: the data, the held-out split and its metrics."""
 
+EVAL_ROWS = 65_536
+"""Held-out rows evaluated at a time after training (the held-out share of a streamed file may not fit in memory)."""
+
 CLI_CONFIGS: tuple[type, ...] = (ModelConfig, TrainConfig, DataConfig)
 """Configs whose fields become ``lucidae train`` options."""
 
@@ -239,24 +242,31 @@ def fit_run(
     from sklearn.model_selection import train_test_split
 
     from lucidae.io import write_json
-    from lucidae.metrics import fvu
+    from lucidae.metrics import FidelityAccumulator
 
     n = dataset.n_samples
     indices = np.arange(n)
+    # a memory-mapped file too large to load (lucidae.datasets.load_dataset) is streamed: the
+    # held-out rows are then its last ones, so that training reads one contiguous run of rows
+    streaming = isinstance(dataset.X, np.memmap)
     if data_cfg.test_fraction > 0 and n >= 4:
-        train_idx, test_idx = train_test_split(indices, test_size=data_cfg.test_fraction, random_state=seed)
+        if streaming:
+            n_test = max(1, round(n * data_cfg.test_fraction))
+            train_idx, test_idx = indices[: n - n_test], indices[n - n_test :]
+        else:
+            train_idx, test_idx = train_test_split(indices, test_size=data_cfg.test_fraction, random_state=seed)
     else:
         train_idx, test_idx = indices, indices[:0]
     train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
     if not quiet:
         typer.echo(
             f"training {type(est).__name__} on {dataset.name}: {len(train_idx)} samples x "
-            f"{dataset.n_features} features ({len(test_idx)} held out)",
+            f"{dataset.n_features} features ({len(test_idx)} held out"
+            + (", the last rows; streamed from disk: the file is too large to load)" if streaming else ")"),
             err=True,
         )
-    est.fit(
-        dataset.X[train_idx], feature_names=dataset.feature_names, image_shape=dataset.image_shape, **(fit_params or {})
-    )
+    X_train = dataset.X[: len(train_idx)] if streaming else dataset.X[train_idx]
+    est.fit(X_train, feature_names=dataset.feature_names, image_shape=dataset.image_shape, **(fit_params or {}))
     from lucidae.distributed import is_main
 
     if not is_main():
@@ -270,12 +280,11 @@ def fit_run(
         "metrics": {},
     }
     if len(test_idx):
-        scaled = est.scaler_.transform(dataset.X[test_idx])
-        recon = est.scaler_.transform(est.reconstruct(dataset.X[test_idx]))
-        record["metrics"] = {
-            "test_fvu": fvu(scaled, recon),
-            "test_mse": float(np.mean((scaled - recon) ** 2)),
-        }
+        acc = FidelityAccumulator()
+        for start in range(0, len(test_idx), EVAL_ROWS):  # in blocks: the held-out rows may not fit in memory
+            block = np.asarray(dataset.X[test_idx[start : start + EVAL_ROWS]])
+            acc.update(est.scaler_.transform(block), est.scaler_.transform(est.reconstruct(block)))
+        record["metrics"] = {"test_fvu": acc.fvu, "test_mse": acc.mse}
     out_dir = est.save(out)
     write_json(out_dir / RUN_FILE, record)
     return out_dir, record

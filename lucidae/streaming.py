@@ -23,6 +23,7 @@ Examples
 
 from __future__ import annotations
 
+import mmap
 import os
 from pathlib import Path
 from typing import Any
@@ -150,15 +151,59 @@ class ChunkSource:
 
 
 def _whole_file(array: Any) -> tuple[str, int] | None:
-    """``(path, offset)`` when ``array`` is a C-ordered memmap of a whole file, else None."""
+    """``(path, byte offset of the first row)`` when ``array`` is a C-ordered memmap of a file, else None.
+
+    Works for a slice of rows of a mapped file too (``np.load(path, mmap_mode="r")[a:b]``),
+    whose ``offset`` attribute numpy copies from the whole mapping: the first row's
+    position is measured from the mapping's own start instead.
+    """
     if not isinstance(array, np.memmap) or not array.flags.c_contiguous or not getattr(array, "filename", None):
         return None
+    mapping = getattr(array, "_mmap", None)
     try:
         size = os.path.getsize(array.filename)
-    except OSError:
+        base = np.frombuffer(mapping, dtype=np.uint8).ctypes.data  # address of the mapping's first byte
+    except (OSError, TypeError, ValueError):
         return None
-    offset = int(array.offset)
-    return (str(array.filename), offset) if offset + array.nbytes == size else None
+    # numpy maps from the offset rounded down to the allocation granularity
+    mapped_from = int(array.offset) - int(array.offset) % mmap.ALLOCATIONGRANULARITY
+    offset = mapped_from + (array.ctypes.data - base)
+    return (str(array.filename), offset) if offset + array.nbytes <= size else None
+
+
+STREAM_SHARE = 0.25
+"""The commands stream a ``.npy`` file when its rows as float32 would take more than this share of physical memory."""
+
+
+def stream_threshold() -> int:
+    """Bytes of float32 data above which ``lucidae`` commands stream a ``.npy`` rather than load it.
+
+    :data:`STREAM_SHARE` of this machine's physical memory.
+
+    Examples
+    --------
+    >>> stream_threshold() > 0
+    True
+    """
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * STREAM_SHARE)
+
+
+def should_stream(path: str | os.PathLike) -> bool:
+    """Whether the commands should stream the ``.npy`` at ``path`` (too large to load, as float32).
+
+    Examples
+    --------
+    >>> should_stream("no-such-file.npy")
+    False
+    """
+    path = Path(path)
+    if path.suffix != ".npy" or not path.is_file():
+        return False
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
+        return False  # not a plain numeric array: the loader reports why
+    return array.ndim >= 2 and array.shape[0] * int(np.prod(array.shape[1:])) * 4 > stream_threshold()
 
 
 def scan(array: Any, scaling: str, output_activation: str = "sigmoid") -> Scaler:

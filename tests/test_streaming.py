@@ -1,5 +1,6 @@
 """Data larger than memory: memmap, .npy path and zarr inputs are streamed in shuffled chunks."""
 
+import mmap
 import tracemalloc
 
 import numpy as np
@@ -101,9 +102,29 @@ def test_uint8_needs_no_scan_and_reads_through_the_file(tmp_path, rng):
     assert source._file is not None  # whole-file memmap: read(), not the mapping
     got = np.concatenate([source.read(i, raw=True) for i in range(source.n_chunks)])
     np.testing.assert_array_equal(got, X)
-    sliced = ChunkSource(memmap[100:], chunk_rows=64)
-    assert sliced._file is None  # a view: falls back to slicing the mapping
-    np.testing.assert_array_equal(sliced.read(0, raw=True), X[100:164])
+    for rows in (slice(100, None), slice(None, 300), slice(7, 450)):  # row slices read through the file too
+        sliced = ChunkSource(memmap[rows], chunk_rows=64)
+        assert sliced._file is not None
+        got = np.concatenate([sliced.read(i, raw=True) for i in range(sliced.n_chunks)])
+        np.testing.assert_array_equal(got, X[rows])
+    strided = ChunkSource(memmap[:, ::2], chunk_rows=64)
+    assert strided._file is None  # not one run of bytes: falls back to slicing the mapping
+    np.testing.assert_array_equal(strided.read(1, raw=True), X[64:128, ::2])
+
+
+def test_row_slices_of_a_memmap_at_a_large_offset_read_the_right_bytes(tmp_path, rng):
+    # numpy maps from the offset rounded down to the allocation granularity; the first row's
+    # position in the file must be measured from there, not taken from the view's `offset`
+    X = rng.random((3000, 7)).astype(np.float32)
+    path = tmp_path / "raw.bin"
+    header = 3 * mmap.ALLOCATIONGRANULARITY + 100
+    path.write_bytes(b"\0" * header + X.tobytes())
+    memmap = np.memmap(path, dtype=np.float32, mode="r", offset=header, shape=X.shape)
+    for rows in (slice(None), slice(1234, None), slice(10, 2000)):
+        source = ChunkSource(memmap[rows], chunk_rows=500)
+        assert source._file is not None
+        got = np.concatenate([source.read(i) for i in range(source.n_chunks)])
+        np.testing.assert_array_equal(got, X[rows])
 
 
 def test_nan_in_a_memmap_is_located(tmp_path, rng):
@@ -171,3 +192,40 @@ def test_ranks_read_disjoint_chunks_and_take_equal_steps():
     for step in range(len(per_rank[0])):  # the weights make the ranks' mean equal the global batch mean
         (a, na, wa), (b, nb, wb) = per_rank[0][step], per_rank[1][step]
         assert (wa * a.sum() / na + wb * b.sum() / nb) / 2 == pytest.approx(float((a.sum() + b.sum()) / (na + nb)))
+
+
+def test_cli_streams_a_npy_too_large_to_load(tmp_path, rng, monkeypatch):
+    from typer.testing import CliRunner
+
+    from lucidae import load
+    from lucidae.cli import app
+    from lucidae.datasets import load_dataset
+
+    X = rng.integers(0, 256, size=(2000, 16), dtype=np.uint8)
+    path = tmp_path / "big.npy"
+    np.save(path, X)
+    assert not isinstance(load_dataset(path).X, np.memmap)  # small: loaded
+    monkeypatch.setattr(streaming, "stream_threshold", lambda: 1000)  # "larger than memory"
+    assert isinstance(load_dataset(path).X, np.memmap)
+    seen = []
+    original = AutoEncoder.fit
+
+    def spy(self, X, *args, **kwargs):
+        seen.append(X)
+        return original(self, X, *args, **kwargs)
+
+    monkeypatch.setattr(AutoEncoder, "fit", spy)
+    out = tmp_path / "run"
+    args = ["train", "--data", str(path), "--epochs", "2", "--latent-dim", "4", "--verbose", "0", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "streamed from disk" in result.output
+    (X_fit,) = seen
+    assert isinstance(X_fit, np.memmap) and X_fit.shape == (1600, 16)  # trained on the file, not a copy (20% held out)
+    record = __import__("json").loads((out / "run.json").read_text())
+    assert record["test_indices"] == list(range(1600, 2000))  # the last rows are held out
+    ae = load(out)
+    Xs = X[1600:] / 255.0
+    recon = ae.scaler_.transform(ae.reconstruct(X[1600:]))
+    want = ((Xs - recon) ** 2).sum() / ((Xs - Xs.mean(0)) ** 2).sum()
+    assert record["metrics"]["test_fvu"] == pytest.approx(want, rel=1e-5)

@@ -37,6 +37,9 @@ def load_dataset(spec: str | os.PathLike) -> Dataset:
     Returns
     -------
     Dataset
+        For a ``.npy`` whose rows as float32 exceed a quarter of physical memory
+        (:func:`lucidae.streaming.should_stream`), ``X`` is a read-only ``numpy.memmap``:
+        ``lucidae train`` then streams it instead of loading it.
 
     Raises
     ------
@@ -55,7 +58,10 @@ def load_dataset(spec: str | os.PathLike) -> Dataset:
     if path.is_dir():
         return load_mnist(path)
     if path.is_file():
-        return load_array(path)
+        from lucidae.streaming import should_stream
+
+        # a .npy too large to load stays on disk as a memory map; the commands stream it
+        return load_array(path, mmap=should_stream(path))
     raise DataError(
         f"--data {text!r} is neither a built-in dataset ({', '.join(sorted(BUILTIN))}) nor an "
         "existing file or folder. Give a name from that list or a path to .npy, .npz, .csv, or an "
