@@ -533,12 +533,44 @@ def _detector_info(run_dir: Path, as_json: bool) -> None:
     )
 
 
+def _topics_info(run_dir: Path, as_json: bool, top: int = 8) -> None:
+    """Print what `lucidae info` knows of a folder written by `TextTopics.save` / `lucidae topics --save`."""
+    from lucidae.applications import load_topics
+
+    try:
+        tt = load_topics(run_dir)
+    except LucidaeError as err:
+        raise _fail(err) from err
+    found = tt.topics(top=top, n_documents=0)
+    summary = {
+        "estimator": "TextTopics",
+        "params": {k: v for k, v in tt.get_params(deep=False).items() if k != "estimator"},
+        "vocabulary_size": len(tt.vocabulary_),
+        "n_documents": tt.n_documents_,
+        "inner": {"estimator": type(tt.estimator_).__name__, "model": tt.estimator_.model_config_.to_dict()},
+        "topics": [{"latent": t.latent, "frequency": t.frequency, "words": [w for w, _ in t.words]} for t in found],
+    }
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    typer.echo(
+        f"TextTopics: {tt.components_.shape[0]} latents ({type(tt.estimator_).__name__}) over a vocabulary of "
+        f"{len(tt.vocabulary_)} words, fitted on {tt.n_documents_} documents; {len(found)} latents used"
+    )
+    for t in found:
+        typer.echo(str(t))
+    typer.echo("load it with lucidae.applications.load_topics")
+
+
 @app.command()
 def info(
-    run_dir: Annotated[Path, typer.Argument(help="A folder written by `lucidae train` or `lucidae detect --save`.")],
+    run_dir: Annotated[
+        Path,
+        typer.Argument(help="A folder written by `lucidae train`, `lucidae detect --save` or `lucidae topics --save`."),
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the full record as JSON.")] = False,
 ) -> None:
-    """Describe a saved model (architecture, size, scaling, training, held-out error) or a saved detector."""
+    """Describe a saved model (architecture, size, scaling, training, held-out error), detector or topic model."""
     from lucidae.estimators import NotAnEstimatorError, load
     from lucidae.io import read_run_record
 
@@ -546,6 +578,10 @@ def info(
         est = load(run_dir)
         run = read_run_record(run_dir, RUN_FILE)
     except NotAnEstimatorError:
+        from lucidae.io import read_config
+
+        if read_config(run_dir).get("estimator") == "TextTopics":
+            return _topics_info(run_dir, as_json)
         return _detector_info(run_dir, as_json)
     except LucidaeError as err:
         raise _fail(err) from err

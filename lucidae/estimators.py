@@ -443,7 +443,10 @@ class NotAnEstimatorError(CorruptFileError):
     """
 
 
-LOADERS = {"AnomalyDetector": "lucidae.applications.load_detector"}
+LOADERS = {
+    "AnomalyDetector": "lucidae.applications.load_detector",
+    "TextTopics": "lucidae.applications.load_topics",
+}
 """Saved objects that share the model folder format but are not estimators, to the function that loads each."""
 
 

@@ -92,3 +92,103 @@ def test_stdlib_docstrings_are_a_real_offline_corpus():
     assert len(docs) == 40 and len(set(names)) == 40
     assert all(len(d) >= 200 for d in docs)
     assert not any(n.split(".")[-1].startswith("test") for n in names)
+
+
+def test_params_mirror_the_config_that_makes_the_cli_options():
+    import inspect
+
+    from lucidae.applications.text import TopicsConfig
+    from lucidae.config import defaults, field_docs
+
+    params = {
+        name: p.default
+        for name, p in inspect.signature(TextTopics).parameters.items()
+        if name not in ("estimator", "verbose")
+    }
+    assert params == defaults(TopicsConfig)
+    assert set(field_docs(TopicsConfig)) == set(params)  # every field documented
+
+
+@pytest.mark.parametrize("vectorizer", ["tfidf", "count"])
+def test_save_load_round_trip_is_exact(tmp_path, corpus, vectorizer):
+    from lucidae.applications import load_topics
+
+    docs = corpus.documents[:400]
+    tt = TextTopics(n_latents=8, k=2, vectorizer=vectorizer, random_state=0).fit(docs)
+    again = load_topics(tt.save(tmp_path / "topics"))
+    new_docs = corpus.documents[1000:1050]
+    np.testing.assert_array_equal(again.transform(new_docs), tt.transform(new_docs))
+    np.testing.assert_array_equal(again.codes_, tt.codes_)
+    assert [str(t) for t in again.topics()] == [str(t) for t in tt.topics()]
+    assert again.get_params() == tt.get_params()
+
+
+def test_a_saved_topic_model_is_not_mistaken_for_an_estimator_or_mismatched(tmp_path, corpus):
+    from lucidae import AutoEncoder, load
+    from lucidae.applications import load_topics
+    from lucidae.errors import CorruptFileError
+    from lucidae.estimators import NotAnEstimatorError
+
+    tt = TextTopics(n_latents=6, k=2, random_state=0).fit(corpus.documents[:300])
+    path = tt.save(tmp_path / "topics")
+    with pytest.raises(NotAnEstimatorError, match="load_topics"):
+        load(path)
+    # another model in place of the inner one is refused by its checksum
+    other = AutoEncoder(latent_dim=2, epochs=1, verbose=0, random_state=0).fit(np.random.default_rng(0).random((50, 5)))
+    other.save(path / "estimator")
+    with pytest.raises(CorruptFileError, match="checksums differ"):
+        load_topics(path)
+
+
+def test_read_documents_from_a_file_and_a_folder(tmp_path):
+    from lucidae.applications.text import read_documents
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "b.md").write_text("second doc")
+    (tmp_path / "docs" / "sub").mkdir()
+    (tmp_path / "docs" / "sub" / "a.txt").write_text("nested doc")
+    (tmp_path / "docs" / "skip.bin").write_bytes(b"\x00\x01")
+    assert read_documents(tmp_path / "docs") == (["second doc", "nested doc"], ["b.md", "sub/a.txt"])
+    (tmp_path / "lines.txt").write_text("one\n  \ntwo\n")
+    assert read_documents(tmp_path / "lines.txt") == (["one", "two"], ["line 1", "line 3"])
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    with pytest.raises(DataError, match="not UTF-8"):
+        read_documents(tmp_path / "latin1.txt")
+    with pytest.raises(DataError, match="neither 'stdlib' nor"):
+        read_documents(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="holds no"):
+        read_documents(tmp_path / "empty")
+
+
+def test_cli_topics_prints_saves_and_writes_json(tmp_path, corpus):
+    import json
+
+    from typer.testing import CliRunner
+
+    from lucidae.applications import load_topics
+    from lucidae.cli import app
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for i, doc in enumerate(corpus.documents[:600]):
+        (folder / f"doc{i:04d}.txt").write_text(doc)
+    args = ["topics", "--data", str(folder), "--n-latents", "12", "--k", "2", "--random-state", "0"]
+    args += ["--top", "6", "--save", str(tmp_path / "model"), "--out", str(tmp_path / "topics.json")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    topics = json.loads((tmp_path / "topics.json").read_text())
+    assert topics and all(len(t["words"]) == 6 for t in topics)
+    assert all(d["name"].startswith("doc") for t in topics for d in t["documents"])
+    first = topics[0]
+    assert f"latent {first['latent']} (" in result.output
+    assert ", ".join(w["word"] for w in first["words"]) in result.output
+    saved = load_topics(tmp_path / "model")
+    assert [t.latent for t in saved.topics()] == [t["latent"] for t in topics]
+    info = CliRunner().invoke(app, ["info", str(tmp_path / "model"), "--json"])
+    assert info.exit_code == 0, info.output
+    described = json.loads(info.output)
+    assert described["estimator"] == "TextTopics" and described["n_documents"] == 600
+    assert [t["latent"] for t in described["topics"]] == [t["latent"] for t in topics]
+    bad = CliRunner().invoke(app, ["topics", "--data", str(folder), "--k", "64"])
+    assert bad.exit_code == 2 and "k=64 is larger than n_latents=32" in bad.output

@@ -10,5 +10,6 @@ Examples
 """
 
 from lucidae.applications.anomaly import AnomalyDetector, AnomalyExplanation, load_detector
+from lucidae.applications.text import TextTopics, load_topics
 
-__all__ = ["AnomalyDetector", "AnomalyExplanation", "load_detector"]
+__all__ = ["AnomalyDetector", "AnomalyExplanation", "TextTopics", "load_detector", "load_topics"]

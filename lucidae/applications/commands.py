@@ -1,4 +1,4 @@
-"""The application commands of the ``lucidae`` CLI: ``detect``, ``compress``, ``decompress``.
+"""The application commands of the ``lucidae`` CLI: ``detect``, ``compress``, ``decompress``, ``topics``.
 
 They live here, next to the code they drive, and :func:`register` adds them to the
 ``lucidae`` typer app. Heavy imports happen inside each command.
@@ -146,6 +146,93 @@ def decompress(
     typer.echo(f"wrote {images.shape[0]} images of shape {images.shape[1:]} to {out}")
 
 
+def topics(
+    *,
+    data: Annotated[
+        str,
+        typer.Option(
+            help="'stdlib' (the Python standard library's docstrings), a text file with one document per line, "
+            "or a folder of .txt/.md/.rst files, one document each."
+        ),
+    ],
+    top: Annotated[int, typer.Option(help="Words shown per topic.", min=1)] = 10,
+    documents: Annotated[int, typer.Option(help="Most activating documents named per topic.", min=0)] = 3,
+    save: Annotated[Path | None, typer.Option(help="Save the fitted topic model to this folder.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the topics (words, documents, weights) to this .json file.")
+    ] = None,
+    **options: Any,
+) -> None:
+    """Find topics in documents with a sparse autoencoder and list each latent's words and documents.
+
+    Documents become TF-IDF vectors; a TopK sparse autoencoder learns --n-latents
+    directions with --k active per document; each latent is printed with the words its
+    direction writes most and the documents that activate it most, most used first.
+    \f
+    Examples
+    --------
+    >>> from typer.testing import CliRunner
+    >>> from lucidae.cli import app
+    >>> CliRunner().invoke(app, ["topics", "--data", "stdlib", "--n-latents", "16"])  # doctest: +SKIP
+    """
+    from lucidae.applications.text import TextTopics, TopicsConfig, read_documents
+    from lucidae.errors import ConfigError
+    from lucidae.io import write_json
+
+    try:
+        cfg = TopicsConfig(**options)
+        cfg.validate()
+        if out is not None and out.suffix != ".json":
+            raise ConfigError(f"--out {out}: expected a .json file name.")
+        docs, names = read_documents(data)
+        typer.echo(f"learning {cfg.n_latents} topics (k={cfg.k}) from {len(docs)} documents", err=True)
+        tt = TextTopics(**cfg.to_dict()).fit(docs)
+        found = tt.topics(top=top, n_documents=documents)
+        typer.echo(
+            f"{len(found)} of {cfg.n_latents} latents are used; vocabulary {len(tt.vocabulary_)} words; "
+            f"fitted in {tt.fit_seconds_:.1f} s"
+        )
+        for topic in found:
+            typer.echo(str(topic))
+            if topic.documents:
+                typer.echo("    documents: " + ", ".join(names[d] for d, _ in topic.documents))
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            write_json(
+                out,
+                [
+                    {
+                        "latent": t.latent,
+                        "frequency": t.frequency,
+                        "words": [{"word": w, "weight": v} for w, v in t.words],
+                        "documents": [{"name": names[d], "index": d, "activation": a} for d, a in t.documents],
+                    }
+                    for t in found
+                ],
+            )
+            typer.echo(f"topics written to {out}")
+        if save is not None:
+            typer.echo(f"topic model saved to {tt.save(save)}")
+    except LucidaeError as err:
+        raise _fail(err) from err
+
+
+def _config_options(command: Any, config: type) -> Any:
+    """Give ``command(**options)`` one typed, documented option per field of the dataclass ``config``."""
+    from lucidae.cli import config_parameters
+
+    config_names = {f.name for f in fields(config)}  # already there when registered twice
+    own = [
+        p
+        for p in inspect.signature(command, eval_str=True).parameters.values()
+        if p.kind is not inspect.Parameter.VAR_KEYWORD and p.name not in config_names
+    ]
+    params = own + config_parameters((config,))
+    command.__signature__ = inspect.Signature(params)
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    return command
+
+
 def register(app: typer.Typer) -> None:
     """Add the application commands to the ``lucidae`` app.
 
@@ -154,21 +241,13 @@ def register(app: typer.Typer) -> None:
     >>> app = typer.Typer()
     >>> register(app)
     >>> sorted(c.name for c in app.registered_commands)
-    ['compress', 'decompress', 'detect']
+    ['compress', 'decompress', 'detect', 'topics']
     """
-    # detect's scoring options come from AnomalyConfig, as train's come from the model/train/data configs.
+    # their options come from the concern's config, as train's come from the model/train/data configs
     from lucidae.applications.anomaly import AnomalyConfig
-    from lucidae.cli import config_parameters
+    from lucidae.applications.text import TopicsConfig
 
-    config_names = {f.name for f in fields(AnomalyConfig)}  # already there when registered twice
-    own = [
-        p
-        for p in inspect.signature(detect, eval_str=True).parameters.values()
-        if p.kind is not inspect.Parameter.VAR_KEYWORD and p.name not in config_names
-    ]
-    params = own + config_parameters((AnomalyConfig,))
-    detect.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    detect.__annotations__ = {p.name: p.annotation for p in params}
-    app.command(name="detect")(detect)
+    app.command(name="detect")(_config_options(detect, AnomalyConfig))
     app.command(name="compress")(compress)
     app.command(name="decompress")(decompress)
+    app.command(name="topics")(_config_options(topics, TopicsConfig))

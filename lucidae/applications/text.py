@@ -18,18 +18,73 @@ of the Python standard library's modules.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
-from lucidae.errors import ConfigError, DataError
+from lucidae._version import __version__
+from lucidae.config import _check, _Config, _finite, _one_of, _positive_int
+from lucidae.errors import ConfigError, CorruptFileError, DataError
 
 VECTORIZERS = ("tfidf", "count")
 """Accepted values of ``TextTopics(vectorizer=...)``."""
+
+STOP_WORDS = ("english", "none")
+"""Accepted values of ``TextTopics(stop_words=...)``: scikit-learn's English list, or keep every word."""
+
+TEXT_SUFFIXES = (".txt", ".md", ".rst")
+"""Files read as documents from a folder by :func:`read_documents`."""
+
+
+@dataclass
+class TopicsConfig(_Config):
+    """How :class:`TextTopics` vectorises documents and sizes its code (also the options of ``lucidae topics``).
+
+    Examples
+    --------
+    >>> TopicsConfig(n_latents=16, k=2).validate()
+    >>> TopicsConfig(n_latents=4, k=8).validate()
+    Traceback (most recent call last):
+    ...
+    lucidae.errors.ConfigError: k=8 is larger than n_latents=4; use k <= n_latents.
+    """
+
+    n_latents: int = 32
+    """Number of latents (topics) of the TopK sparse autoencoder."""
+    k: int = 4
+    """Active latents per document (TopK's k)."""
+    vectorizer: str = "tfidf"
+    """"tfidf" (sublinear term frequency, L2-normalised rows) or "count" (counts scaled to unit row sums)."""
+    max_features: int = 5000
+    """Vocabulary size: the most frequent words are kept."""
+    min_df: int = 2
+    """Words in fewer documents than this are dropped."""
+    max_df: float = 0.5
+    """Words in a larger share of documents than this are dropped (near-stop words), in (0, 1]."""
+    stop_words: str = "english"
+    """"english": drop scikit-learn's English stop words; "none": keep every word."""
+    random_state: int | None = None
+    """Seed of the autoencoder; the same seed gives the same topics on CPU."""
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first invalid field."""
+        for name in ("n_latents", "k", "max_features", "min_df"):
+            _positive_int(name, getattr(self, name))
+        _check(self.k <= self.n_latents, f"k={self.k} is larger than n_latents={self.n_latents}; use k <= n_latents.")
+        _one_of("vectorizer", self.vectorizer, VECTORIZERS)
+        _finite("max_df", self.max_df, 0.0, 1.0, low_open=True)
+        _one_of("stop_words", self.stop_words, STOP_WORDS)
+        _check(
+            self.random_state is None
+            or (isinstance(self.random_state, (int, np.integer)) and not isinstance(self.random_state, bool)),
+            f"random_state={self.random_state!r} is invalid: expected None or an integer.",
+        )
 
 
 @dataclass
@@ -73,8 +128,8 @@ class TextTopics(BaseEstimator):
         Words in fewer documents than this are dropped.
     max_df : float, default=0.5
         Words in a larger share of documents than this are dropped (near-stop words).
-    stop_words : str or None, default="english"
-        Passed to scikit-learn's vectoriser.
+    stop_words : {"english", "none"}, default="english"
+        Drop scikit-learn's English stop words, or keep every word (``None`` also keeps them).
     estimator : lucidae estimator, optional
         Any unfitted lucidae autoencoder to use instead of the default TopK one.
     random_state : int, optional
@@ -127,16 +182,18 @@ class TextTopics(BaseEstimator):
         self.verbose = verbose
 
     def _check_params(self) -> None:
-        if self.vectorizer not in VECTORIZERS:
-            raise ConfigError(f"vectorizer={self.vectorizer!r} is not known; allowed values are {list(VECTORIZERS)}.")
-        for name in ("n_latents", "k", "max_features", "min_df"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ConfigError(f"{name}={value!r} is invalid: expected an integer >= 1.")
-        if self.estimator is None and self.k > self.n_latents:
-            raise ConfigError(f"k={self.k} is larger than n_latents={self.n_latents}; use k <= n_latents.")
-        if not (isinstance(self.max_df, (int, float)) and 0.0 < self.max_df <= 1.0):
-            raise ConfigError(f"max_df={self.max_df!r} is invalid: expected a share of documents in (0, 1].")
+        stop_words = "none" if self.stop_words is None else self.stop_words
+        cfg = TopicsConfig(
+            n_latents=self.n_latents,
+            k=self.k if self.estimator is None else 1,  # k and n_latents only size the default model
+            vectorizer=self.vectorizer,
+            max_features=self.max_features,
+            min_df=self.min_df,
+            max_df=self.max_df,
+            stop_words=stop_words,
+            random_state=self.random_state,
+        )
+        cfg.validate()
 
     def _make_vectorizer(self) -> Any:
         from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
@@ -145,7 +202,7 @@ class TextTopics(BaseEstimator):
             max_features=int(self.max_features),
             min_df=int(self.min_df),
             max_df=float(self.max_df),
-            stop_words=self.stop_words,
+            stop_words=None if self.stop_words in (None, "none") else self.stop_words,
             token_pattern=r"(?u)\b[a-zA-Z_][a-zA-Z0-9_]+\b",  # words, identifiers; no bare numbers
         )
         if self.vectorizer == "tfidf":
@@ -276,6 +333,165 @@ class TextTopics(BaseEstimator):
                 )
             )
         return out
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fitted model to directory ``path``; no pickle.
+
+        The vocabulary and vectoriser settings go to ``config.json``, the inverse document
+        frequencies, fitted codes and word directions to ``model.safetensors``; the
+        autoencoder inside is saved in its own format in ``path/estimator`` and its
+        checksum is recorded, so that a mismatched pair is refused on load.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from lucidae.datasets.topics import make_topics
+        >>> ds = make_topics(200, n_topics=2, vocab_size=40, random_state=0)
+        >>> tt = TextTopics(n_latents=4, k=1, random_state=0).fit(ds.documents)
+        >>> again = load_topics(tt.save(tempfile.mkdtemp() + "/topics"))
+        >>> bool((again.transform(ds.documents[:5]) == tt.transform(ds.documents[:5])).all())
+        True
+        """
+        import torch
+
+        from lucidae.estimators import BaseAutoEncoder
+        from lucidae.io import read_config, write_model_dir
+
+        check_is_fitted(self, "estimator_")
+        if not isinstance(self.estimator_, BaseAutoEncoder):
+            raise ConfigError(
+                f"Only topic models holding a lucidae estimator can be saved; this one holds "
+                f"{type(self.estimator_).__name__}."
+            )
+        final = Path(path)
+        inner = self.estimator_.save(final / "estimator")
+        tensors = {
+            "codes": torch.from_numpy(np.ascontiguousarray(self.codes_, dtype=np.float32)),
+            "components": torch.from_numpy(np.ascontiguousarray(self.components_, dtype=np.float32)),
+        }
+        if self.vectorizer == "tfidf":
+            tensors["idf"] = torch.from_numpy(np.asarray(self.vectorizer_.idf_, dtype=np.float64))
+        params = self.get_params(deep=False)
+        params.pop("estimator")
+        config = {
+            "lucidae_version": __version__,
+            "estimator": type(self).__name__,
+            "params": params,
+            "vocabulary": [str(w) for w in self.vocabulary_],
+            "n_documents": int(self.n_documents_),
+            "fit_seconds": float(self.fit_seconds_),
+            "inner_sha256": read_config(inner)["sha256"],
+        }
+        return write_model_dir(final, tensors, config)
+
+
+def load_topics(path: str | os.PathLike) -> TextTopics:
+    """Load a topic model written by :meth:`TextTopics.save` (or ``lucidae topics --save``).
+
+    Raises
+    ------
+    CorruptFileError
+        When a file is missing or damaged, or the inner model is not the one saved with it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> docs = ["cats purr and cats nap", "dogs bark and dogs run", "cats nap", "dogs run"] * 10
+    >>> tt = TextTopics(n_latents=4, k=1, random_state=0).fit(docs)
+    >>> load_topics(tt.save(tempfile.mkdtemp() + "/t")).vocabulary_.tolist()
+    ['bark', 'cats', 'dogs', 'nap', 'purr', 'run']
+    """
+    from lucidae.estimators import load
+    from lucidae.io import read_config, read_tensors
+
+    root = Path(path)
+    config = read_config(root)
+    if config.get("estimator") != "TextTopics":
+        raise CorruptFileError(f"{root} holds a {config.get('estimator')!r}, not a TextTopics model.")
+    inner_dir = root / "estimator"
+    if read_config(inner_dir).get("sha256") != config.get("inner_sha256"):
+        raise CorruptFileError(
+            f"{inner_dir} is not the model that was saved with the topics in {root} (checksums differ). "
+            "Save the topic model again."
+        )
+    tensors = read_tensors(root, config)
+    try:
+        tt = TextTopics(**dict(config["params"]))
+        tt._check_params()
+        vocabulary = [str(w) for w in config["vocabulary"]]
+        tt.vectorizer_ = tt._make_vectorizer()
+        tt.vectorizer_.vocabulary_ = {w: i for i, w in enumerate(vocabulary)}
+        if tt.vectorizer == "tfidf":
+            tt.vectorizer_.idf_ = tensors["idf"].numpy()
+        tt.vocabulary_ = np.asarray(vocabulary, dtype=object)
+        tt.estimator_ = load(inner_dir)
+        tt.codes_ = tensors["codes"].numpy()
+        tt.components_ = tensors["components"].numpy()
+        tt.n_documents_ = int(config["n_documents"])
+        tt.fit_seconds_ = float(config.get("fit_seconds", 0.0))
+    except (KeyError, TypeError, ValueError) as err:
+        raise CorruptFileError(f"{root / 'config.json'} is not a valid TextTopics config: {err!r}") from err
+    n_words, n_latents = len(tt.vocabulary_), tt.components_.shape[0]
+    shapes_ok = (
+        tt.estimator_.n_features_in_ == n_words
+        and tt.components_.shape == (n_latents, n_words)
+        and tt.codes_.shape == (tt.n_documents_, n_latents)
+        and (tt.vectorizer != "tfidf" or tt.vectorizer_.idf_.shape == (n_words,))
+    )
+    if not shapes_ok:
+        raise CorruptFileError(f"The arrays stored in {root} do not match its vocabulary of {n_words} words.")
+    return tt
+
+
+def read_documents(spec: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """Documents and their names from ``"stdlib"``, a text file or a folder.
+
+    Parameters
+    ----------
+    spec : str or path-like
+        ``"stdlib"``: the standard library's docstrings (:func:`load_stdlib_docstrings`).
+        A file: one document per non-empty line, named ``line N``. A folder: every
+        ``.txt``, ``.md`` and ``.rst`` file below it is one document, named by its path
+        relative to the folder.
+
+    Returns
+    -------
+    documents : list of str
+    names : list of str
+
+    Raises
+    ------
+    DataError
+        For a path that does not exist, a folder without text files, or text that is not UTF-8.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "docs.txt"
+    >>> _ = p.write_text("first document\\n\\nsecond one\\n")
+    >>> read_documents(p)
+    (['first document', 'second one'], ['line 1', 'line 3'])
+    """
+    if str(spec) == "stdlib":
+        return load_stdlib_docstrings()
+    path = Path(spec).expanduser()
+    try:
+        if path.is_file():
+            lines = path.read_text(encoding="utf-8").splitlines()
+            pairs = [(line.strip(), f"line {i}") for i, line in enumerate(lines, 1) if line.strip()]
+        elif path.is_dir():
+            files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in TEXT_SUFFIXES)
+            if not files:
+                raise DataError(f"{path} holds no {', '.join(TEXT_SUFFIXES)} files; put one document per file there.")
+            pairs = [(f.read_text(encoding="utf-8"), str(f.relative_to(path))) for f in files]
+        else:
+            raise DataError(
+                f"--data {str(spec)!r} is neither 'stdlib' nor an existing file or folder. Give a text file "
+                "(one document per line) or a folder of .txt/.md/.rst files (one document per file)."
+            )
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); convert it first.") from err
+    return [d for d, _ in pairs], [n for _, n in pairs]
 
 
 def load_stdlib_docstrings(*, min_length: int = 200, max_modules: int | None = None) -> tuple[list[str], list[str]]:
