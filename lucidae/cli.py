@@ -39,7 +39,7 @@ app = typer.Typer(
 RUN_FILE = "run.json"
 """Written by ``lucidae train`` beside the model: the data, the held-out split and its metrics."""
 
-EVAL_ROWS = 65_536
+EVAL_ROWS = 8_192
 """Held-out rows evaluated at a time after training (the held-out share of a streamed file may not fit in memory)."""
 
 CLI_CONFIGS: tuple[type, ...] = (ModelConfig, TrainConfig, DataConfig)
@@ -276,7 +276,9 @@ def fit_run(
         # A relative --data path only resolves from the folder training ran in; reports may run elsewhere.
         "data_path": str(Path(data_cfg.data).resolve()) if Path(data_cfg.data).exists() else None,
         "dataset": {"name": dataset.name, "description": dataset.description, "n_samples": n},
-        "test_indices": test_idx.tolist(),
+        # a streamed file's held-out rows are one run, recorded as such: millions of indices would not fit run.json
+        **({"test_rows": [int(test_idx[0]), int(test_idx[-1]) + 1]} if streaming and len(test_idx) else {}),
+        "test_indices": [] if streaming else test_idx.tolist(),
         "metrics": {},
     }
     if len(test_idx):

@@ -229,8 +229,9 @@ def read_run_record(path: str | os.PathLike, name: str = "run.json") -> dict[str
 
     The record may come from someone else, so it is checked as far as its readers rely
     on it: an object whose ``metrics`` maps names to numbers, whose ``dataset`` and ``data``
-    are objects, and whose ``test_indices`` are integers >= 0 (whether they fit the data is
-    for the caller to check).
+    are objects, whose ``test_indices`` are integers >= 0 and whose ``test_rows``, written
+    instead of them for a streamed file (the held-out rows are then one run), is
+    ``[start, stop]`` (whether they fit the data is for the caller to check).
 
     Raises
     ------
@@ -258,6 +259,7 @@ def read_run_record(path: str | os.PathLike, name: str = "run.json") -> dict[str
         raise CorruptFileError(f"{run_path} is not valid JSON ({str(err)[:200]}). Delete it or train again.") from err
     metrics = record.get("metrics", {}) if isinstance(record, dict) else None
     indices = record.get("test_indices", []) if isinstance(record, dict) else None
+    rows = record.get("test_rows", [0, 0]) if isinstance(record, dict) else None
     if (
         not isinstance(record, dict)
         or not isinstance(metrics, dict)
@@ -266,10 +268,14 @@ def read_run_record(path: str | os.PathLike, name: str = "run.json") -> dict[str
         or not isinstance(record.get("data", {}), dict)
         or not isinstance(indices, list)
         or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 2**62 for i in indices)
+        or not isinstance(rows, list)
+        or len(rows) != 2
+        or not all(isinstance(i, int) and not isinstance(i, bool) for i in rows)
+        or not 0 <= rows[0] <= rows[1] < 2**62
     ):
         raise CorruptFileError(
             f"{run_path} is not a lucidae run record: expected an object whose 'metrics' maps names to "
-            "numbers, whose 'dataset' and 'data' are objects and whose 'test_indices' are sample numbers "
-            ">= 0. Delete it or train again."
+            "numbers, whose 'dataset' and 'data' are objects, whose 'test_indices' are sample numbers "
+            ">= 0 and whose 'test_rows' (if any) is [start, stop]. Delete it or train again."
         )
     return record

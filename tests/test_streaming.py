@@ -223,7 +223,11 @@ def test_cli_streams_a_npy_too_large_to_load(tmp_path, rng, monkeypatch):
     (X_fit,) = seen
     assert isinstance(X_fit, np.memmap) and X_fit.shape == (1600, 16)  # trained on the file, not a copy (20% held out)
     record = __import__("json").loads((out / "run.json").read_text())
-    assert record["test_indices"] == list(range(1600, 2000))  # the last rows are held out
+    assert record["test_rows"] == [1600, 2000] and record["test_indices"] == []  # the last rows are held out
+    report = CliRunner().invoke(app, ["report", str(out)])  # the report evaluates on exactly those rows
+    assert report.exit_code == 0, report.output
+    metrics = __import__("json").loads((out / "metrics.json").read_text())
+    assert metrics["evaluated_on"] == "held-out" and metrics["n_eval"] == 400
     ae = load(out)
     Xs = X[1600:] / 255.0
     recon = ae.scaler_.transform(ae.reconstruct(X[1600:]))

@@ -90,7 +90,10 @@ def _architecture(est: Any) -> str:
 
 def _eval_split(run: dict[str, Any], n_samples: int) -> tuple[np.ndarray, np.ndarray, bool]:
     """Held-out and training indices; ``held_out`` is False when the run kept nothing back."""
-    test = np.asarray(run.get("test_indices") or [], dtype=np.int64)
+    if "test_rows" in run:  # a streamed file: the held-out rows are one run at its end
+        test = np.arange(*run["test_rows"], dtype=np.int64)
+    else:
+        test = np.asarray(run.get("test_indices") or [], dtype=np.int64)
     if test.size and (test.min() < 0 or test.max() >= n_samples):
         raise DataError(
             f"run.json lists held-out indices up to {int(test.max())}, but the data has {n_samples} samples. "
