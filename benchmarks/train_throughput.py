@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from functools import partial
 
 import numpy as np
 import torch
@@ -155,12 +156,100 @@ def optional_pyod(X: np.ndarray, epochs: int) -> float | None:
     return N * epochs / (time.perf_counter() - start)
 
 
+def best_us(fn, steps: int = 40, repeats: int = 15) -> float:
+    """Best (least disturbed) mean microseconds per call of ``fn`` over ``repeats`` bursts of ``steps`` calls."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            fn()
+        times.append((time.perf_counter() - start) / steps * 1e6)
+    return min(times)
+
+
+def step_breakdown(X: np.ndarray) -> None:
+    """Where one training step of ``fit`` spends its time: the GEMMs against everything else.
+
+    Each part is timed alone, best of 15 bursts (the least disturbed by other jobs), on the
+    model, optimiser and data ``fit`` uses. The GEMMs are timed in the layouts the step
+    really uses (``addmm`` with the bias, transposed operands) and in the ceiling's.
+    """
+    from lucidae.config import ModelConfig, TrainConfig
+    from lucidae.models import build_model
+    from lucidae.train import fused_adam_step, make_optimizer
+
+    torch.manual_seed(0)
+    data = torch.from_numpy(X[: 50 * BATCH])
+    model = build_model(ModelConfig(input_dim=D, hidden_dims=(HIDDEN,), latent_dim=LATENT))
+    model.prepare(data)
+    model.train()
+    optimizer = make_optimizer(model, TrainConfig(lr=LR))
+    adam = fused_adam_step(optimizer)
+    order = torch.randperm(len(data))
+    batch = {"i": 0}
+
+    def gather() -> torch.Tensor:
+        batch["i"] = (batch["i"] + 1) % 50
+        return torch.index_select(data, 0, order[batch["i"] * BATCH : (batch["i"] + 1) * BATCH])
+
+    xb = gather()
+
+    def forward_only() -> None:
+        with torch.no_grad():
+            model(xb)
+
+    def loss_only() -> None:
+        model.loss(xb, xb)
+
+    def loss_backward() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        model.loss(xb, xb).total.backward()
+
+    def full_step() -> None:
+        x = gather()
+        optimizer.zero_grad(set_to_none=True)
+        model.loss(x, x).total.backward()
+        adam()
+
+    loss_backward()
+    parts = {
+        "gather a shuffled batch": best_us(gather),
+        "forward, no autograd": best_us(forward_only),
+        "loss (forward + what backward keeps)": best_us(loss_only),
+        "loss + backward": best_us(loss_backward),
+        "Adam (fused)": best_us(adam),
+        "whole step": best_us(full_step),
+    }
+    dims = [D, HIDDEN, LATENT, HIDDEN, D]
+    real, ceiling = 0.0, 0.0
+    for i, (d_in, d_out) in enumerate(zip(dims, dims[1:])):
+        x, w, g, b = torch.rand(BATCH, d_in), torch.rand(d_out, d_in), torch.rand(BATCH, d_out), torch.rand(d_out)
+        real += best_us(partial(torch.addmm, b, x, w.t())) + best_us(partial(torch.mm, g.t(), x))
+        if i > 0:
+            real += best_us(partial(torch.mm, g, w))
+    for m, k, n in gemm_shapes(BATCH):
+        a, bm, c = torch.rand(m, k), torch.rand(k, n), torch.empty(m, n)
+        ceiling += best_us(partial(torch.mm, a, bm, out=c))
+    print(f"\none step, microseconds, best of 15 bursts ({torch.get_num_threads()} thread(s)):")
+    for name, us in parts.items():
+        print(f"  {name:<40}{us:>8,.0f}")
+    print(f"  {'GEMMs in the layouts the step uses':<40}{real:>8,.0f}")
+    print(f"  {'GEMMs in the layouts of the ceiling':<40}{ceiling:>8,.0f}")
+    rest = parts["whole step"] - real
+    print(
+        f"  the step is {ceiling / parts['whole step']:.0%} of the ceiling: GEMM layouts cost "
+        f"{real - ceiling:,.0f} us, everything else {rest:,.0f} us ({rest / parts['whole step']:.0%} of the step)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--optional", action="store_true", help="also run Keras / PyOD when installed")
+    parser.add_argument("--breakdown", action="store_true", help="also time the parts of one training step")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -241,6 +330,8 @@ def main() -> None:
         )
     for name, (wall, cpu) in infer.items():
         print(f"lucidae {name:<14}{wall:>11,.0f} samples/s {cpu:>11,.0f} samples/CPU-s")
+    if args.breakdown:
+        step_breakdown(X)
 
 
 if __name__ == "__main__":
