@@ -20,10 +20,12 @@ from typing import Any
 
 from torch import Tensor
 
-from lucidae.errors import CorruptFileError
+from lucidae.errors import ConfigError, CorruptFileError
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
+INNER = "estimator"
+"""Sub-folder in which a saved detector or topic model keeps the autoencoder it holds."""
 FORMAT_VERSION = 1
 """Bumped whenever the directory layout changes incompatibly."""
 
@@ -222,6 +224,58 @@ def read_tensors(path: str | os.PathLike, config: dict[str, Any]) -> dict[str, T
         ValueError,
     ) as err:  # pragma: no cover - checksum catches most
         raise CorruptFileError(f"{weights} could not be read: {err}") from err
+
+
+def write_inner_estimator(estimator: Any, folder: str | os.PathLike, owner: str) -> str:
+    """Save the lucidae ``estimator`` that a ``owner`` holds into ``folder/estimator``; return its checksum.
+
+    The owner records the checksum in its own ``config.json``, so that
+    :func:`read_inner_estimator` refuses a folder whose inner model was swapped.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from lucidae import AutoEncoder
+    >>> ae = AutoEncoder(hidden_dims=(), latent_dim=1, epochs=1, verbose=0).fit(np.random.rand(20, 3))
+    >>> len(write_inner_estimator(ae, tempfile.mkdtemp(), "AnomalyDetector"))
+    64
+    """
+    from lucidae.estimators import BaseAutoEncoder
+
+    if not isinstance(estimator, BaseAutoEncoder):
+        raise ConfigError(
+            f"Only a {owner} holding a lucidae estimator can be saved; this one holds {type(estimator).__name__}."
+        )
+    return read_config(estimator.save(Path(folder) / INNER))["sha256"]
+
+
+def read_inner_estimator(folder: str | os.PathLike, config: dict[str, Any], owner: str) -> Any:
+    """Load the estimator in ``folder/estimator`` after checking it is the one ``config`` recorded.
+
+    Raises
+    ------
+    CorruptFileError
+        When the inner folder is missing or damaged, or its checksum is not ``config["inner_sha256"]``.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from lucidae import AutoEncoder
+    >>> ae = AutoEncoder(hidden_dims=(), latent_dim=1, epochs=1, verbose=0).fit(np.random.rand(20, 3))
+    >>> folder = tempfile.mkdtemp()
+    >>> sha = write_inner_estimator(ae, folder, "AnomalyDetector")
+    >>> type(read_inner_estimator(folder, {"inner_sha256": sha}, "AnomalyDetector")).__name__
+    'AutoEncoder'
+    """
+    from lucidae.estimators import load
+
+    inner = Path(folder) / INNER
+    if read_config(inner).get("sha256") != config.get("inner_sha256"):
+        raise CorruptFileError(
+            f"{inner} is not the model that was saved with the {owner} in {folder} (checksums differ). "
+            f"Save the {owner} again."
+        )
+    return load(inner)
 
 
 def read_run_record(path: str | os.PathLike, name: str = "run.json") -> dict[str, Any]:

@@ -525,18 +525,11 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         """
         import torch
 
-        from lucidae.estimators import BaseAutoEncoder
-        from lucidae.io import read_config, write_model_dir
+        from lucidae.io import write_inner_estimator, write_model_dir
 
         check_is_fitted(self, "estimator_")
-        if not isinstance(self.estimator_, BaseAutoEncoder):
-            raise ConfigError(
-                f"Only detectors holding a lucidae estimator can be saved; this one holds "
-                f"{type(self.estimator_).__name__}."
-            )
         final = Path(path)
-        inner = self.estimator_.save(final / "estimator")
-        inner_sha = read_config(inner)["sha256"]
+        inner_sha = write_inner_estimator(self.estimator_, final, "AnomalyDetector")
         tensors = {
             "center": torch.from_numpy(self.center_.astype(np.float64)),
             "scale": torch.from_numpy(self.scale_.astype(np.float64)),
@@ -582,26 +575,19 @@ def load_detector(path: str | os.PathLike) -> AnomalyDetector:
     >>> load_detector(det.save(tempfile.mkdtemp() + "/det")).threshold_ == det.threshold_
     True
     """
-    from lucidae.estimators import load
-    from lucidae.io import read_config, read_tensors
+    from lucidae.io import read_config, read_inner_estimator, read_tensors
 
     root = Path(path)
     config = read_config(root)
     if config.get("estimator") != "AnomalyDetector":
         raise CorruptFileError(f"{root} holds a {config.get('estimator')!r}, not an AnomalyDetector.")
-    inner_dir = root / "estimator"
-    inner_config = read_config(inner_dir)
-    if inner_config.get("sha256") != config.get("inner_sha256"):
-        raise CorruptFileError(
-            f"{inner_dir} is not the model that was saved with the detector in {root} (checksums differ). "
-            "Save the detector again."
-        )
+    inner = read_inner_estimator(root, config, "AnomalyDetector")
     tensors = read_tensors(root, config)
     try:
         params = dict(config["params"])
         det = AnomalyDetector(**params)
         det._check_params()
-        det.estimator_ = load(inner_dir)
+        det.estimator_ = inner
         det.n_features_in_ = int(config["n_features_in"])
         if config.get("feature_names_in") is not None:
             det.feature_names_in_ = np.asarray(config["feature_names_in"], dtype=object)

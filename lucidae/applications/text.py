@@ -346,25 +346,21 @@ class TextTopics(BaseEstimator):
         --------
         >>> import tempfile
         >>> from lucidae.datasets.topics import make_topics
+        >>> from lucidae.estimators import TopKAutoEncoder
         >>> ds = make_topics(200, n_topics=2, vocab_size=40, random_state=0)
-        >>> tt = TextTopics(n_latents=4, k=1, random_state=0).fit(ds.documents)
+        >>> sae = TopKAutoEncoder(latent_dim=4, k=1, epochs=20, verbose=0, random_state=0)
+        >>> tt = TextTopics(estimator=sae).fit(ds.documents)
         >>> again = load_topics(tt.save(tempfile.mkdtemp() + "/topics"))
         >>> bool((again.transform(ds.documents[:5]) == tt.transform(ds.documents[:5])).all())
         True
         """
         import torch
 
-        from lucidae.estimators import BaseAutoEncoder
-        from lucidae.io import read_config, write_model_dir
+        from lucidae.io import write_inner_estimator, write_model_dir
 
         check_is_fitted(self, "estimator_")
-        if not isinstance(self.estimator_, BaseAutoEncoder):
-            raise ConfigError(
-                f"Only topic models holding a lucidae estimator can be saved; this one holds "
-                f"{type(self.estimator_).__name__}."
-            )
         final = Path(path)
-        inner = self.estimator_.save(final / "estimator")
+        inner_sha = write_inner_estimator(self.estimator_, final, "TextTopics")
         tensors = {
             "codes": torch.from_numpy(np.ascontiguousarray(self.codes_, dtype=np.float32)),
             "components": torch.from_numpy(np.ascontiguousarray(self.components_, dtype=np.float32)),
@@ -380,7 +376,7 @@ class TextTopics(BaseEstimator):
             "vocabulary": [str(w) for w in self.vocabulary_],
             "n_documents": int(self.n_documents_),
             "fit_seconds": float(self.fit_seconds_),
-            "inner_sha256": read_config(inner)["sha256"],
+            "inner_sha256": inner_sha,
         }
         return write_model_dir(final, tensors, config)
 
@@ -396,24 +392,20 @@ def load_topics(path: str | os.PathLike) -> TextTopics:
     Examples
     --------
     >>> import tempfile
+    >>> from lucidae.estimators import TopKAutoEncoder
     >>> docs = ["cats purr and cats nap", "dogs bark and dogs run", "cats nap", "dogs run"] * 10
-    >>> tt = TextTopics(n_latents=4, k=1, random_state=0).fit(docs)
+    >>> sae = TopKAutoEncoder(latent_dim=4, k=1, epochs=20, verbose=0, random_state=0)
+    >>> tt = TextTopics(estimator=sae).fit(docs)
     >>> load_topics(tt.save(tempfile.mkdtemp() + "/t")).vocabulary_.tolist()
     ['bark', 'cats', 'dogs', 'nap', 'purr', 'run']
     """
-    from lucidae.estimators import load
-    from lucidae.io import read_config, read_tensors
+    from lucidae.io import read_config, read_inner_estimator, read_tensors
 
     root = Path(path)
     config = read_config(root)
     if config.get("estimator") != "TextTopics":
         raise CorruptFileError(f"{root} holds a {config.get('estimator')!r}, not a TextTopics model.")
-    inner_dir = root / "estimator"
-    if read_config(inner_dir).get("sha256") != config.get("inner_sha256"):
-        raise CorruptFileError(
-            f"{inner_dir} is not the model that was saved with the topics in {root} (checksums differ). "
-            "Save the topic model again."
-        )
+    inner = read_inner_estimator(root, config, "TextTopics")
     tensors = read_tensors(root, config)
     try:
         tt = TextTopics(**dict(config["params"]))
@@ -424,7 +416,7 @@ def load_topics(path: str | os.PathLike) -> TextTopics:
         if tt.vectorizer == "tfidf":
             tt.vectorizer_.idf_ = tensors["idf"].numpy()
         tt.vocabulary_ = np.asarray(vocabulary, dtype=object)
-        tt.estimator_ = load(inner_dir)
+        tt.estimator_ = inner
         tt.codes_ = tensors["codes"].numpy()
         tt.components_ = tensors["components"].numpy()
         tt.n_documents_ = int(config["n_documents"])
