@@ -262,7 +262,9 @@ class ModelConfig(_Config):
     mi_weight: float = 1.0
     """"tcvae": weight (alpha) of the index-code mutual information term (Chen et al. 2018)."""
     dim_kl_weight: float = 1.0
-    """"tcvae": weight (gamma) of the dimension-wise KL term (Chen et al. 2018)."""
+    """"tcvae": weight (gamma) of the dimension-wise KL term (Chen et al. 2018). "tcvae" models use 0.05
+    unless this is given: a light pull of each latent's marginal towards N(0, 1) leaves it free to follow its
+    factor's own distribution, so independent factors are found more reliably (docs/readme/vae.md)."""
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid field."""

@@ -22,8 +22,8 @@ VAE_ONLY = {"beta", "likelihood", "architecture", "image_shape", "conv_channels"
 SHARED = {"hidden_dims", "latent_dim", "activation", "output_activation"}
 VAE_OWN_DEFAULTS = {"hidden_dims": (256, 256), "latent_dim": 10, "lr": 1e-3}
 """Defaults the VAE estimators set on evidence (docs/readme/vae.md, benchmarks/disentanglement.py)."""
-TCVAE_OWN_DEFAULTS = {**VAE_OWN_DEFAULTS}
-"""BetaTCVAE's own defaults on top of the VAE's."""
+TCVAE_OWN_DEFAULTS = {**VAE_OWN_DEFAULTS, "dim_kl_weight": 0.05}
+"""BetaTCVAE's own defaults on top of the VAE's: a light dimension-wise KL (docs/readme/vae.md)."""
 
 
 def _quiet(**kwargs):
@@ -63,6 +63,15 @@ def test_the_cli_gives_the_vaes_their_own_defaults(cls, own):
     assert type(est) is cls and {k: est.get_params()[k] for k in own} == own
     est = estimator_from_configs(ModelConfig(model=cls._model_name, latent_dim=3), TrainConfig(lr=0.01), DataConfig())
     assert est.latent_dim == 3 and est.lr == 0.01
+
+
+def test_tcvae_keeps_a_dim_kl_weight_of_one_when_the_user_asks_for_it():
+    # BetaTCVAE's light dimension-wise KL (0.05) is a family default: an explicit
+    # --dim-kl-weight 1 (Chen et al.'s original objective) is kept, not replaced.
+    cfgs = ModelConfig(model="tcvae"), TrainConfig(), DataConfig()
+    assert estimator_from_configs(*cfgs).dim_kl_weight == 0.05
+    assert estimator_from_configs(*cfgs, explicit={"dim_kl_weight"}).dim_kl_weight == 1.0
+    assert VAE().dim_kl_weight == 1.0  # unused by the beta-VAE objective; the config's value
 
 
 @pytest.mark.parametrize(
