@@ -389,6 +389,11 @@ class TrainConfig(_Config):
     """After training, restore the weights of the epoch with the best validation loss."""
     shuffle: bool = True
     """Reshuffle the training samples every epoch."""
+    n_init: int = 1
+    """Train this many times from different initial weights (same data split and batch order) and keep the run
+    with the lowest validation loss (training loss without a validation split), as scikit-learn's KMeans keeps
+    its best of n_init; each one costs a full training run. Worth it where training lands in poor optima on some
+    seeds, as beta-TCVAE does."""
     random_state: int | None = None
     """Seed for initialisation, the validation split, shuffling and noise; same seed, same result on CPU."""
     verbose: int = 1
@@ -413,6 +418,7 @@ class TrainConfig(_Config):
             f"restore_best={self.restore_best!r} must be a bool.",
         )
         _check(isinstance(self.shuffle, bool), f"shuffle={self.shuffle!r} must be a bool.")
+        _positive_int("n_init", self.n_init)
         _check(
             self.random_state is None
             or (isinstance(self.random_state, int) and not isinstance(self.random_state, bool)),

@@ -8,6 +8,7 @@ builds the module from a :class:`~lucidae.config.ModelConfig` and trains it with
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import fields
@@ -38,6 +39,37 @@ from lucidae.validation import (
 
 ESTIMATORS: dict[str, type[BaseAutoEncoder]] = {}
 """Estimator class name to class, filled by ``__init_subclass__``; used by :func:`load`."""
+
+
+def init_seed(seed: int, i: int) -> int:
+    """Seed of the weights of initialisation ``i`` (``i >= 1``) of a fit seeded with ``seed``.
+
+    Examples
+    --------
+    >>> init_seed(0, 1) != init_seed(0, 2) != init_seed(1, 1)
+    True
+    """
+    return int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
+
+
+def run_score(history: History, restore_best: bool) -> float:
+    """What ``n_init`` compares runs by: the kept weights' validation loss, else the last training loss.
+
+    With ``restore_best`` the kept weights are those of the best validation epoch, so the
+    score is the lowest validation loss; without it, the last one.
+
+    Examples
+    --------
+    >>> h = History(records=[{"loss": 3.0, "val_loss": 2.0}, {"loss": 2.5, "val_loss": 2.2}])
+    >>> run_score(h, restore_best=True), run_score(h, restore_best=False)
+    (2.0, 2.2)
+    >>> run_score(History(records=[{"loss": 1.5}]), restore_best=True)
+    1.5
+    """
+    val = [r["val_loss"] for r in history.records if "val_loss" in r]
+    if val:
+        return float(min(val) if restore_best else val[-1])
+    return float(history.losses[-1]) if history.records else math.inf
 
 
 class BaseAutoEncoder(TransformerMixin, BaseEstimator):
@@ -154,18 +186,31 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
             Xs = self.scaler_.transform(X)  # (n, features) float32
         model_cfg = self._model_config(n_features)
         seed = resolve_seed(train_cfg.random_state)
-        with seeded(seed):
-            self.module_ = build_model(model_cfg)
         start = time.perf_counter()
-        self.history_ = train(
-            self.module_,
-            Xs,
-            train_cfg,
-            seed=seed,
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-            resume=resume,
-        )
+        runs = []  # (score, module, history) of each initialisation
+        for i in range(train_cfg.n_init):
+            # the first initialisation is the one n_init=1 trains; every run shares the data seed, so the
+            # validation split and the batch order are the same and their validation losses compare
+            with seeded(seed if i == 0 else init_seed(seed, i)):
+                module = build_model(model_cfg)
+            ckpt = checkpoint_dir
+            if checkpoint_dir is not None and train_cfg.n_init > 1:
+                ckpt = Path(checkpoint_dir) / f"init-{i + 1}"
+            history = train(
+                module,
+                Xs,
+                train_cfg,
+                seed=seed,
+                checkpoint_dir=ckpt,
+                checkpoint_every=checkpoint_every,
+                # a run that had not started when training was interrupted starts afresh
+                resume=resume and (train_cfg.n_init == 1 or (Path(ckpt) / "config.json").is_file()),
+            )
+            runs.append((run_score(history, train_cfg.restore_best), module, history))
+        best = min(range(len(runs)), key=lambda k: runs[k][0])
+        _, self.module_, self.history_ = runs[best]
+        self.init_scores_ = [float(score) for score, _, _ in runs]
+        self.best_init_ = best
         self.fit_seconds_ = time.perf_counter() - start
         self.n_iter_ = len(self.history_.records)
         self.model_config_ = model_cfg
@@ -391,6 +436,7 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
             "image_shape": None if self.image_shape_ is None else list(self.image_shape_),
             "fit_seconds": float(self.fit_seconds_),
             "history": self.history_.to_dict(),
+            "init_scores": list(getattr(self, "init_scores_", [])),
         }
         return write_model_dir(path, tensors, config)
 
@@ -528,6 +574,8 @@ def load(path: str | os.PathLike) -> BaseAutoEncoder:
     est.history_ = History.from_dict(config.get("history") or {})
     est.n_iter_ = len(est.history_.records)
     est.fit_seconds_ = float(config.get("fit_seconds", 0.0))
+    scores = [float(v) for v in config.get("init_scores") or [run_score(est.history_, est.restore_best)]]
+    est.init_scores_, est.best_init_ = scores, int(np.argmin(scores))
     return est
 
 
@@ -582,7 +630,7 @@ class AutoEncoder(BaseAutoEncoder):
         maps uint8 images to [0, 1], keeps data already in [0, 1], else min-max scales
         (sigmoid output) or standardises.
     epochs, batch_size, lr, lr_schedule, weight_decay, validation_fraction, patience, \
-restore_best, shuffle, random_state, verbose, device, precision
+restore_best, shuffle, n_init, random_state, verbose, device, precision
         Training settings; see :class:`lucidae.config.TrainConfig`.
 
     Attributes
@@ -601,6 +649,9 @@ restore_best, shuffle, random_state, verbose, device, precision
         Shape of one sample as an image, when given.
     n_iter_ : int
         Epochs actually run.
+    init_scores_ : list of float
+        With ``n_init`` > 1, each initialisation's score (lowest validation loss, else last
+        training loss); the kept one, ``best_init_``, has the lowest.
 
     Examples
     --------
@@ -641,6 +692,7 @@ restore_best, shuffle, random_state, verbose, device, precision
         patience: int = 10,
         restore_best: bool = True,
         shuffle: bool = True,
+        n_init: int = 1,
         random_state: int | None = None,
         verbose: int = 1,
         device: str = "cpu",
@@ -669,6 +721,7 @@ restore_best, shuffle, random_state, verbose, device, precision
         self.patience = patience
         self.restore_best = restore_best
         self.shuffle = shuffle
+        self.n_init = n_init
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
@@ -719,7 +772,7 @@ class LinearAutoEncoder(BaseAutoEncoder):
         [0, 1] as it is and standardises anything else, so the model then matches PCA of
         the standardised data; pass ``None`` to match PCA in the data's own units.
     epochs, batch_size, lr, lr_schedule, weight_decay, validation_fraction, patience, \
-restore_best, shuffle, random_state, verbose, device, precision
+restore_best, shuffle, n_init, random_state, verbose, device, precision
         Training settings; see :class:`lucidae.config.TrainConfig` (``batch_size``,
         ``lr`` and ``validation_fraction`` have their own defaults here, see above).
 
@@ -769,6 +822,7 @@ restore_best, shuffle, random_state, verbose, device, precision
         patience: int = 10,
         restore_best: bool = True,
         shuffle: bool = True,
+        n_init: int = 1,
         random_state: int | None = None,
         verbose: int = 1,
         device: str = "cpu",
@@ -792,6 +846,7 @@ restore_best, shuffle, random_state, verbose, device, precision
         self.patience = patience
         self.restore_best = restore_best
         self.shuffle = shuffle
+        self.n_init = n_init
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
@@ -963,7 +1018,7 @@ class SparseAutoEncoder(_SparseBase):
     scaling : {"auto", "minmax", "standard"} or None, default=None
         Input scaling; none by default, see the class notes above.
     epochs, batch_size, lr, lr_schedule, weight_decay, validation_fraction, patience, \
-restore_best, shuffle, random_state, verbose, device, precision
+restore_best, shuffle, n_init, random_state, verbose, device, precision
         Training settings; see :class:`lucidae.config.TrainConfig`.
 
     Attributes
@@ -1007,6 +1062,7 @@ restore_best, shuffle, random_state, verbose, device, precision
         patience: int = 10,
         restore_best: bool = True,
         shuffle: bool = True,
+        n_init: int = 1,
         random_state: int | None = None,
         verbose: int = 1,
         device: str = "cpu",
@@ -1029,6 +1085,7 @@ restore_best, shuffle, random_state, verbose, device, precision
         self.patience = patience
         self.restore_best = restore_best
         self.shuffle = shuffle
+        self.n_init = n_init
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
@@ -1060,7 +1117,7 @@ class TopKAutoEncoder(_SparseBase):
     scaling : {"auto", "minmax", "standard"} or None, default=None
         Input scaling; none by default (see :class:`SparseAutoEncoder`).
     epochs, batch_size, lr, lr_schedule, weight_decay, validation_fraction, patience, \
-restore_best, shuffle, random_state, verbose, device, precision
+restore_best, shuffle, n_init, random_state, verbose, device, precision
         Training settings; see :class:`lucidae.config.TrainConfig`.
 
     Attributes
@@ -1104,6 +1161,7 @@ restore_best, shuffle, random_state, verbose, device, precision
         patience: int = 10,
         restore_best: bool = True,
         shuffle: bool = True,
+        n_init: int = 1,
         random_state: int | None = None,
         verbose: int = 1,
         device: str = "cpu",
@@ -1126,6 +1184,7 @@ restore_best, shuffle, random_state, verbose, device, precision
         self.patience = patience
         self.restore_best = restore_best
         self.shuffle = shuffle
+        self.n_init = n_init
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
@@ -1208,7 +1267,7 @@ class ConvAutoEncoder(_ImageEstimator):
     latent_dim, activation, latent_activation, output_activation, scaling
         As for :class:`AutoEncoder`.
     epochs, batch_size, lr, lr_schedule, weight_decay, validation_fraction, patience, \
-restore_best, shuffle, random_state, verbose, device, precision
+restore_best, shuffle, n_init, random_state, verbose, device, precision
         Training settings; see :class:`lucidae.config.TrainConfig`.
 
     Attributes
@@ -1251,6 +1310,7 @@ restore_best, shuffle, random_state, verbose, device, precision
         patience: int = 10,
         restore_best: bool = True,
         shuffle: bool = True,
+        n_init: int = 1,
         random_state: int | None = None,
         verbose: int = 1,
         device: str = "cpu",
@@ -1273,6 +1333,7 @@ restore_best, shuffle, random_state, verbose, device, precision
         self.patience = patience
         self.restore_best = restore_best
         self.shuffle = shuffle
+        self.n_init = n_init
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
@@ -1325,7 +1386,7 @@ class VAE(_ImageEstimator):
     lr : float, default=1e-3
         Peak Adam learning rate (cosine decay).
     epochs, batch_size, lr_schedule, weight_decay, validation_fraction, patience, \
-restore_best, shuffle, random_state, verbose, device, precision
+restore_best, shuffle, n_init, random_state, verbose, device, precision
         Training settings; see :class:`lucidae.config.TrainConfig`.
 
     Attributes
@@ -1372,6 +1433,7 @@ restore_best, shuffle, random_state, verbose, device, precision
         patience: int = 10,
         restore_best: bool = True,
         shuffle: bool = True,
+        n_init: int = 1,
         random_state: int | None = None,
         verbose: int = 1,
         device: str = "cpu",
@@ -1398,6 +1460,7 @@ restore_best, shuffle, random_state, verbose, device, precision
         self.patience = patience
         self.restore_best = restore_best
         self.shuffle = shuffle
+        self.n_init = n_init
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
@@ -1532,6 +1595,7 @@ class BetaTCVAE(VAE):
         patience: int = 10,
         restore_best: bool = True,
         shuffle: bool = True,
+        n_init: int = 3,
         random_state: int | None = None,
         verbose: int = 1,
         device: str = "cpu",
@@ -1559,6 +1623,7 @@ class BetaTCVAE(VAE):
             patience=patience,
             restore_best=restore_best,
             shuffle=shuffle,
+            n_init=n_init,
             random_state=random_state,
             verbose=verbose,
             device=device,

@@ -48,6 +48,7 @@ CONFIG_KEYS: dict[str, tuple[bool, str]] = {
     "feature_names_in": (False, "the DataFrame column names seen in fit, a list of strings or null"),
     "image_shape": (False, "(height, width) or (channels, height, width), or null"),
     "fit_seconds": (False, "training time in seconds, a number >= 0"),
+    "init_scores": (False, "the score of each initialisation (n_init), a list of numbers"),
     "history": (False, "the training history, an object"),
     "sha256": (True, "the SHA-256 of model.safetensors, 64 hex digits"),
 }
@@ -403,6 +404,9 @@ def validate_saved_config(config: dict[str, Any], path: Any = "config.json") -> 
     seconds = config.get("fit_seconds", 0.0)
     if not _is_number(seconds) or not math.isfinite(seconds) or seconds < 0:
         raise _fail(path, f"fit_seconds must be a finite number >= 0, found {seconds!r:.60}.")
+    scores = config.get("init_scores", [])
+    if not isinstance(scores, list) or len(scores) > 10_000 or not all(_is_number(v) for v in scores):
+        raise _fail(path, f"init_scores must be a list of numbers, one per initialisation, found {scores!r:.60}.")
     if "history" in config:
         _check_history(path, config["history"])
     return {"estimator": cls, "params": params, "model": model_cfg, "n_features": n}

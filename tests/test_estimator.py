@@ -201,3 +201,56 @@ def test_no_pickle_in_the_package():
         assert "import pickle" not in text and "pickle.load" not in text, path
         if "torch.load(" in text:
             assert "weights_only=True" in text, path
+
+
+def test_n_init_keeps_the_run_with_the_lowest_validation_loss():
+    import torch
+
+    from lucidae.datasets import load_digits
+    from lucidae.estimators import init_seed, run_score
+    from lucidae.models import build_model
+    from lucidae.train import seeded, train
+
+    X = load_digits().X[:600]
+    kwargs = dict(hidden_dims=(16,), latent_dim=3, epochs=4, verbose=0, random_state=5)
+    est = AutoEncoder(n_init=3, **kwargs).fit(X)
+    assert len(est.init_scores_) == 3 and est.best_init_ == int(np.argmin(est.init_scores_))
+    # the slow, obvious version: train each initialisation separately with the same data seed
+    one = AutoEncoder(**kwargs).fit(X)  # n_init=1 is initialisation 0
+    Xs = torch.from_numpy(one.scaler_.transform(X))
+    cfg = one._train_config()
+    expected = []
+    for i in range(3):
+        with seeded(5 if i == 0 else init_seed(5, i)):
+            module = build_model(one.model_config_)
+        expected.append(run_score(train(module, Xs, cfg, seed=5), cfg.restore_best))
+    assert est.init_scores_ == expected
+    assert one.init_scores_ == expected[:1]
+    assert len(set(expected)) == 3  # the initialisations really differ
+    assert min(r["val_loss"] for r in est.history_.records) == min(expected)  # the kept run is the best one
+    if est.best_init_ == 0:
+        np.testing.assert_array_equal(est.transform(X), one.transform(X))
+
+
+def test_n_init_survives_save_load_and_resume(tmp_path):
+    from typer.testing import CliRunner
+
+    from lucidae.cli import app
+    from lucidae.datasets import load_digits
+
+    out = tmp_path / "run"
+    args = ["train", "--data", "digits", "--hidden-dims", "16", "--latent-dim", "3", "--epochs", "3"]
+    args += ["--n-init", "2", "--verbose", "0", "--random-state", "0", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (out / "checkpoint" / "init-1" / "config.json").is_file()
+    assert (out / "checkpoint" / "init-2" / "config.json").is_file()
+    est = load(out)
+    assert est.n_init == 2 and len(est.init_scores_) == 2
+    codes = est.transform(load_digits().X)
+    # resuming a finished run trains nothing more and keeps the same choice and weights
+    again = CliRunner().invoke(app, ["train", "--resume", str(out)])
+    assert again.exit_code == 0, again.output
+    back = load(out)
+    assert back.init_scores_ == est.init_scores_ and back.best_init_ == est.best_init_
+    np.testing.assert_array_equal(back.transform(load_digits().X), codes)
