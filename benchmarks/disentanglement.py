@@ -2,7 +2,8 @@
 
 By default the VAEs run with their estimators' own defaults (10 latents, dense layers
 (256, 256), peak rate 1e-3 with cosine decay, batch 128, about 5,000 steps, a 10%
-validation split, Bernoulli likelihood; beta-TCVAE ``beta=6`` and ``dim_kl_weight=0.05``);
+validation split, Bernoulli likelihood; beta-TCVAE ``beta=6``, ``dim_kl_weight=0.05`` and
+``n_init=3``, the best of three initialisations by validation loss);
 the plain autoencoder gets the same latent size, layers, rate, batch, epochs and split.
 Pass ``--latent-dim``, ``--hidden-dims``, ``--lr``, ``--batch-size`` or ``--epochs`` to
 override them for every model, ``--tcvae-beta`` or ``--tcvae-dim-kl-weight`` for the
