@@ -187,7 +187,7 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
         model_cfg = self._model_config(n_features)
         seed = resolve_seed(train_cfg.random_state)
         start = time.perf_counter()
-        runs = []  # (score, module, history) of each initialisation
+        scores: list[float] = []  # one per initialisation; only the best run so far is kept
         for i in range(train_cfg.n_init):
             # the first initialisation is the one n_init=1 trains; every run shares the data seed, so the
             # validation split and the batch order are the same and their validation losses compare
@@ -206,11 +206,10 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
                 # a run that had not started when training was interrupted starts afresh
                 resume=resume and (train_cfg.n_init == 1 or (Path(ckpt) / "config.json").is_file()),
             )
-            runs.append((run_score(history, train_cfg.restore_best), module, history))
-        best = min(range(len(runs)), key=lambda k: runs[k][0])
-        _, self.module_, self.history_ = runs[best]
-        self.init_scores_ = [float(score) for score, _, _ in runs]
-        self.best_init_ = best
+            scores.append(run_score(history, train_cfg.restore_best))
+            if i == 0 or scores[-1] < min(scores[:-1]):
+                self.module_, self.history_, self.best_init_ = module, history, i
+        self.init_scores_ = scores
         self.fit_seconds_ = time.perf_counter() - start
         self.n_iter_ = len(self.history_.records)
         self.model_config_ = model_cfg
