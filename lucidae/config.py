@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import inspect
 import math
+import numbers
 import types
 import typing
 from dataclasses import MISSING, asdict, dataclass, fields
@@ -164,6 +165,14 @@ def _positive_int(name: str, value: Any, *, minimum: int = 1) -> None:
     _check(
         isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
         f"{name}={value!r} is invalid: expected an integer >= {minimum}.",
+    )
+
+
+def _optional_seed(value: Any) -> None:
+    """``random_state`` of an estimator-facing config: None or an integer (numpy's included, not bool)."""
+    _check(
+        value is None or (isinstance(value, numbers.Integral) and not isinstance(value, bool)),
+        f"random_state={value!r} is invalid: expected None or an integer.",
     )
 
 

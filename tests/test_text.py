@@ -85,6 +85,10 @@ def test_bad_input():
         TextTopics().fit([1, 2, 3])
     with pytest.raises(DataError, match="No words are left"):
         TextTopics(min_df=5).fit(["alpha beta", "gamma delta"])
+    with pytest.raises(ConfigError, match="random_state=1.5"):
+        TextTopics(random_state=1.5).fit(["a b", "c d"])
+    # numpy integers, as a parameter grid gives them, are integers
+    TextTopics(n_latents=np.int64(8), k=np.int32(2), min_df=np.int64(1), random_state=np.int64(0))._check_params()
 
 
 def test_stdlib_docstrings_are_a_real_offline_corpus():

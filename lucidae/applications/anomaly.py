@@ -48,7 +48,7 @@ from sklearn.base import BaseEstimator, OutlierMixin, clone
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from lucidae._version import __version__
-from lucidae.config import _check, _Config, _finite, _one_of, _positive_int
+from lucidae.config import _Config, _finite, _one_of, _optional_seed, _positive_int
 from lucidae.errors import ConfigError, CorruptFileError, DataError
 
 SCORINGS = ("likelihood", "reconstruction")
@@ -85,11 +85,7 @@ class AnomalyConfig(_Config):
         _finite("contamination", self.contamination, 0.0, 0.5, low_open=True)
         _one_of("scoring", self.scoring, SCORINGS)
         _positive_int("n_neighbors", self.n_neighbors)
-        _check(
-            self.random_state is None
-            or (isinstance(self.random_state, (int, np.integer)) and not isinstance(self.random_state, bool)),
-            f"random_state={self.random_state!r} is invalid: expected None or an integer.",
-        )
+        _optional_seed(self.random_state)
 
 
 def default_estimator(n_features: int, random_state: int | None = None) -> Any:

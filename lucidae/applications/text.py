@@ -29,7 +29,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
 from lucidae._version import __version__
-from lucidae.config import _check, _Config, _finite, _one_of, _positive_int
+from lucidae.config import _check, _Config, _finite, _one_of, _optional_seed, _positive_int
 from lucidae.errors import ConfigError, CorruptFileError, DataError
 
 VECTORIZERS = ("tfidf", "count")
@@ -80,11 +80,7 @@ class TopicsConfig(_Config):
         _one_of("vectorizer", self.vectorizer, VECTORIZERS)
         _finite("max_df", self.max_df, 0.0, 1.0, low_open=True)
         _one_of("stop_words", self.stop_words, STOP_WORDS)
-        _check(
-            self.random_state is None
-            or (isinstance(self.random_state, (int, np.integer)) and not isinstance(self.random_state, bool)),
-            f"random_state={self.random_state!r} is invalid: expected None or an integer.",
-        )
+        _optional_seed(self.random_state)
 
 
 @dataclass
@@ -182,13 +178,16 @@ class TextTopics(BaseEstimator):
         self.verbose = verbose
 
     def _check_params(self) -> None:
+        def plain(value: Any) -> Any:  # numpy integers (from a parameter grid) count as integers
+            return int(value) if isinstance(value, np.integer) else value
+
         stop_words = "none" if self.stop_words is None else self.stop_words
         cfg = TopicsConfig(
-            n_latents=self.n_latents,
-            k=self.k if self.estimator is None else 1,  # k and n_latents only size the default model
+            n_latents=plain(self.n_latents),
+            k=plain(self.k) if self.estimator is None else 1,  # k and n_latents only size the default model
             vectorizer=self.vectorizer,
-            max_features=self.max_features,
-            min_df=self.min_df,
+            max_features=plain(self.max_features),
+            min_df=plain(self.min_df),
             max_df=self.max_df,
             stop_words=stop_words,
             random_state=self.random_state,
