@@ -669,6 +669,7 @@ def train(
     3
     """
     from lucidae.checkpoint import TrainState, load_checkpoint, save_checkpoint
+    from lucidae.fast_step import DenseStep, plain_dense_layers
     from lucidae.streaming import ChunkSource
 
     cfg.validate()
@@ -731,6 +732,10 @@ def train(
             from torch.nn.parallel import DistributedDataParallel
 
             model_fn = DistributedDataParallel(model_fn, device_ids=[device.index] if device.type == "cuda" else None)
+        # the plain dense autoencoder's step is written out (lucidae.fast_step); one process only,
+        # since DistributedDataParallel reduces gradients through autograd's hooks
+        layers = plain_dense_layers(module, cfg) if me.size == 1 else None
+        dense_step = DenseStep(layers) if layers is not None else None
         has_after_step = hasattr(module, "after_step")
         fast_step = fused_adam_step(optimizer)
         constant_lr = cfg.lr_schedule == "constant"
@@ -748,11 +753,14 @@ def train(
                         lr = lr_at(step, total_steps, cfg)
                         for group in optimizer.param_groups:
                             group["lr"] = lr
-                    with autocast:
-                        loss = model_fn(xb)
-                    total = loss.total if weight is None else loss.total * weight
-                    optimizer.zero_grad(set_to_none=True)
-                    total.backward()
+                    if dense_step is not None:
+                        loss = dense_step(xb)  # loss and gradients, no autograd
+                    else:
+                        with autocast:
+                            loss = model_fn(xb)
+                        total = loss.total if weight is None else loss.total * weight
+                        optimizer.zero_grad(set_to_none=True)
+                        total.backward()
                     fast_step()
                     if has_after_step:
                         module.after_step()
