@@ -103,7 +103,22 @@ def fit_scaler(X: np.ndarray, scaling: str, *, output_activation: str = "sigmoid
     >>> fit_scaler(np.array([[0.2, 0.9]]), "auto").kind
     'identity'
     """
-    return scaler_from_stats(feature_stats(row_blocks(X)), X.dtype, scaling, output_activation, stacklevel=4)
+    stats = feature_stats(row_blocks(X), moments=needs_moments(scaling, output_activation))
+    return scaler_from_stats(stats, X.dtype, scaling, output_activation, stacklevel=4)
+
+
+def needs_moments(scaling: str, output_activation: str) -> bool:
+    """Whether choosing ``scaling`` may need the features' means and variances, not only their ranges.
+
+    Only standardising uses them, which ``"auto"`` picks only for an output other than a
+    sigmoid; the ranges alone take one cheap pass in the data's own dtype.
+
+    Examples
+    --------
+    >>> needs_moments("auto", "sigmoid"), needs_moments("standard", "sigmoid")
+    (False, True)
+    """
+    return scaling == "standard" or (scaling == "auto" and output_activation != "sigmoid")
 
 
 def row_blocks(X: Any, values: int = TRANSFORM_BLOCK) -> Iterator[np.ndarray]:
@@ -121,10 +136,13 @@ def row_blocks(X: Any, values: int = TRANSFORM_BLOCK) -> Iterator[np.ndarray]:
 
 @dataclass
 class FeatureStats:
-    """Per-feature count, min, max, mean and sum of squared deviations, merged block by block.
+    """Per-feature count, min and max, and optionally mean and sum of squared deviations, merged block by block.
 
     Blocks are merged with Chan et al.'s pairwise update, so the mean and variance of data
-    far larger than memory come out as accurate as NumPy's on the whole array.
+    far larger than memory come out as accurate as NumPy's on the whole array. Minima and
+    maxima are taken in the data's own dtype (exact, and NaN-propagating); the moments
+    need a float64 copy of each block, so they are only computed when asked for
+    (``mean`` and ``m2`` are ``None`` otherwise).
 
     Examples
     --------
@@ -137,46 +155,64 @@ class FeatureStats:
     n: int
     min: np.ndarray
     max: np.ndarray
-    mean: np.ndarray
-    m2: np.ndarray
+    mean: np.ndarray | None = None
+    m2: np.ndarray | None = None
 
     @property
     def std(self) -> np.ndarray:
         """Population standard deviation per feature (as ``np.std``)."""
+        if self.m2 is None:
+            raise ValueError("These statistics were computed without moments; use feature_stats(..., moments=True).")
         return np.sqrt(self.m2 / max(self.n, 1))
 
     def update(self, block: np.ndarray) -> None:
         """Merge the statistics of ``block`` (rows, n_features) into these."""
-        b = np.asarray(block, dtype=np.float64)
-        if b.shape[0] == 0:
+        block = np.asarray(block)
+        if block.shape[0] == 0:
             return
-        nb, mean_b = b.shape[0], b.mean(axis=0)
-        m2_b = ((b - mean_b) ** 2).sum(axis=0)
-        n = self.n + nb
-        delta = mean_b - self.mean
-        self.mean = self.mean + delta * (nb / n)
-        self.m2 = self.m2 + m2_b + delta**2 * (self.n * nb / n)
-        self.min = np.minimum(self.min, b.min(axis=0))
-        self.max = np.maximum(self.max, b.max(axis=0))
-        self.n = n
+        nb = block.shape[0]
+        self.min = np.minimum(self.min, block.min(axis=0))
+        self.max = np.maximum(self.max, block.max(axis=0))
+        if self.mean is not None and self.m2 is not None:
+            b = block.astype(np.float64, copy=False)
+            mean_b = b.mean(axis=0)
+            m2_b = ((b - mean_b) ** 2).sum(axis=0)
+            n = self.n + nb
+            delta = mean_b - self.mean
+            self.mean = self.mean + delta * (nb / n)
+            self.m2 = self.m2 + m2_b + delta**2 * (self.n * nb / n)
+        self.n += nb
 
 
-def feature_stats(blocks: Iterable[np.ndarray]) -> FeatureStats:
+def feature_stats(blocks: Iterable[np.ndarray], *, moments: bool = True) -> FeatureStats:
     """Statistics of the rows of all ``blocks`` together, in one streaming pass.
+
+    Parameters
+    ----------
+    blocks : iterable of ndarray of shape (rows, n_features)
+    moments : bool, default=True
+        Also the mean and variance (float64 arithmetic); without them the pass only
+        takes the minima and maxima, several times faster.
 
     Examples
     --------
     >>> feature_stats([np.array([[1.0], [3.0]])]).mean.tolist()
     [2.0]
+    >>> feature_stats([np.array([[1.0], [3.0]])], moments=False).max.tolist()
+    [3.0]
     """
     stats = None
     for block in blocks:
         if stats is None:
             d = block.shape[1]
-            stats = FeatureStats(0, np.full(d, np.inf), np.full(d, -np.inf), np.zeros(d), np.zeros(d))
+            zeros = np.zeros(d) if moments else None
+            stats = FeatureStats(
+                0, np.full(d, np.inf), np.full(d, -np.inf), zeros, None if zeros is None else zeros.copy()
+            )
         stats.update(block)
     if stats is None or stats.n == 0:
         raise ConfigError("Cannot fit a scaling on zero samples; pass at least one row.")
+    stats.min, stats.max = stats.min.astype(np.float64), stats.max.astype(np.float64)
     return stats
 
 
@@ -216,7 +252,7 @@ def scaler_from_stats(
         return Scaler("minmax", stats.min.copy(), np.where(span > 0, span, 1.0))
     if scaling == "standard":
         std = stats.std
-        scaler = Scaler("standard", stats.mean.copy(), np.where(std > 0, std, 1.0))
+        scaler = Scaler("standard", np.array(stats.mean), np.where(std > 0, std, 1.0))
     elif scaling == "none":
         scaler = Scaler("identity", zeros, ones)
     else:

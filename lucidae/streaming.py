@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from lucidae.errors import DataError
-from lucidae.scaling import TRANSFORM_BLOCK, FeatureStats, Scaler, feature_stats, scaler_from_stats
+from lucidae.scaling import TRANSFORM_BLOCK, FeatureStats, Scaler, feature_stats, needs_moments, scaler_from_stats
 
 CHUNK_BYTES = 32 << 20
 """Size of one chunk once converted to float32; the unit of reading and of shuffling chunk order."""
@@ -240,5 +240,5 @@ def scan(array: Any, scaling: str, output_activation: str = "sigmoid") -> Scaler
             start += len(block)
             yield block
 
-    stats: FeatureStats = feature_stats(checked())
+    stats: FeatureStats = feature_stats(checked(), moments=needs_moments(scaling, output_activation))
     return scaler_from_stats(stats, dtype, scaling, output_activation, stacklevel=4)

@@ -221,9 +221,10 @@ def check_finite(X: np.ndarray, *, what: str = "Input", action: str = "fitting")
     """
     if X.dtype.kind not in "fc":
         return
-    finite = np.isfinite(X)
-    if finite.all():
+    if X.dtype.kind == "f" and (X.size == 0 or (np.isfinite(X.min()) and np.isfinite(X.max()))):
+        # min and max propagate NaN and reach +-inf: two passes without a boolean copy of X
         return
+    finite = np.isfinite(X)
     bad = np.argwhere(~finite)
     n_nan = int(np.isnan(X).sum())
     first = ", ".join(f"{name} {int(v)}" for name, v in zip(("row", "column"), bad[0]))

@@ -96,7 +96,39 @@ def test_nan_input_names_position(digits):
         _fast().fit(X)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_every_non_finite_value_is_found_where_it_is(dtype, bad, rng):
+    from lucidae.validation import check_finite
+
+    X = rng.normal(size=(500, 30)).astype(dtype)
+    check_finite(X)  # finite: passes
+    for row, col in ((0, 0), (499, 29), (123, 7)):
+        Y = X.copy()
+        Y[row, col] = bad
+        with pytest.raises(DataError, match=f"row {row}, column {col}"):
+            check_finite(Y)
+
+
 # --------------------------------------------------------------------------- scaling
+@pytest.mark.parametrize("output", ["sigmoid", "linear"])
+@pytest.mark.parametrize("scaling", ["auto", "minmax", "standard", "none"])
+def test_the_scaler_skips_moments_only_where_they_cannot_matter(scaling, output, rng):
+    from lucidae.scaling import feature_stats, fit_scaler, scaler_from_stats
+
+    for X in (rng.random((400, 6)).astype(np.float32), (rng.normal(size=(400, 6)) * 3 + 1).astype(np.float32)):
+        try:
+            want = scaler_from_stats(feature_stats([X], moments=True), X.dtype, scaling, output)
+        except Exception as err:  # the same refusal either way
+            with pytest.raises(type(err)):
+                fit_scaler(X, scaling, output_activation=output)
+            continue
+        got = fit_scaler(X, scaling, output_activation=output)
+        assert got.kind == want.kind
+        np.testing.assert_array_equal(got.offset, want.offset)
+        np.testing.assert_array_equal(got.scale, want.scale)
+
+
 def test_uint8_images_are_mapped_to_unit_range_and_back(digits):
     X8 = np.round(digits.X * 255).astype(np.uint8)
     ae = _fast().fit(X8)
