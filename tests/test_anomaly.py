@@ -338,6 +338,10 @@ def test_clone_and_set_params_keep_the_inner_estimator():
 # PyOD there on purpose (higher = more abnormal), as its users expect. Everything else passes.
 EXPECTED_FAILED_CHECKS = {
     "check_outliers_train": "decision_function follows PyOD (higher = more abnormal), not scikit-learn's sign",
+    # the inner model reconstructs in float32 and the BLAS picks its kernel by the number of rows, so a
+    # score near 10 can move by one float32 ulp (1e-7 relative) between a subset and the whole; the
+    # check's absolute tolerance is 1e-7. Whether a run passes depends on the trained weights.
+    "check_methods_subset_invariance": "float32 scores of about 10 differ by one ulp between row counts",
 }
 
 
