@@ -219,9 +219,9 @@ class DenseAutoEncoder(nn.Module):
         for seq in (self.encoder, self.decoder):
             layers = list(seq)
             for linear, act in zip(layers[::2], layers[1::2]):
-                pre = linear(h)  # (sample, out)
                 if seq is self.decoder and linear is layers[-2]:
-                    break
+                    break  # the last layer's bias is set from the data mean below
+                pre = linear(h)  # (sample, out)
                 if isinstance(act, (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Softplus)):
                     shift = pre.median(dim=0).values  # (out,)
                     linear.bias.sub_(shift)
