@@ -172,10 +172,13 @@ def step_breakdown(X: np.ndarray) -> None:
     """Where one training step of ``fit`` spends its time: the GEMMs against everything else.
 
     Each part is timed alone, best of 15 bursts (the least disturbed by other jobs), on the
-    model, optimiser and data ``fit`` uses. The GEMMs are timed in the layouts the step
+    model, optimiser and data ``fit`` uses. ``fit`` trains the classic model through the
+    written-out step of :mod:`lucidae.fast_step`; the same step through autograd (what every
+    other model takes) is timed beside it. The GEMMs are timed in the layouts the step
     really uses (``addmm`` with the bias, transposed operands) and in the ceiling's.
     """
     from lucidae.config import ModelConfig, TrainConfig
+    from lucidae.fast_step import DenseStep, plain_dense_layers
     from lucidae.models import build_model
     from lucidae.train import fused_adam_step, make_optimizer
 
@@ -186,6 +189,7 @@ def step_breakdown(X: np.ndarray) -> None:
     model.train()
     optimizer = make_optimizer(model, TrainConfig(lr=LR))
     adam = fused_adam_step(optimizer)
+    dense_step = DenseStep(plain_dense_layers(model, TrainConfig()))
     order = torch.randperm(len(data))
     batch = {"i": 0}
 
@@ -199,25 +203,20 @@ def step_breakdown(X: np.ndarray) -> None:
         with torch.no_grad():
             model(xb)
 
-    def loss_only() -> None:
-        model.loss(xb, xb)
-
-    def loss_backward() -> None:
+    def autograd_backward() -> None:
         optimizer.zero_grad(set_to_none=True)
         model.loss(xb, xb).total.backward()
 
     def full_step() -> None:
-        x = gather()
-        optimizer.zero_grad(set_to_none=True)
-        model.loss(x, x).total.backward()
+        dense_step(gather())
         adam()
 
-    loss_backward()
+    autograd_backward()
     parts = {
         "gather a shuffled batch": best_us(gather),
         "forward, no autograd": best_us(forward_only),
-        "loss (forward + what backward keeps)": best_us(loss_only),
-        "loss + backward": best_us(loss_backward),
+        "loss + gradients, through autograd": best_us(autograd_backward),
+        "loss + gradients, written out (fit's)": best_us(partial(dense_step, xb)),
         "Adam (fused)": best_us(adam),
         "whole step": best_us(full_step),
     }
