@@ -189,7 +189,7 @@ def step_breakdown(X: np.ndarray) -> None:
     model.train()
     optimizer = make_optimizer(model, TrainConfig(lr=LR))
     adam = fused_adam_step(optimizer)
-    dense_step = DenseStep(plain_dense_layers(model, TrainConfig()))
+    dense_step = DenseStep(model, plain_dense_layers(model, TrainConfig()))
     order = torch.randperm(len(data))
     batch = {"i": 0}
 

@@ -1,8 +1,9 @@
 """One training step of the plain dense autoencoder without autograd, read top to bottom.
 
 Most models are trained through autograd (``module.loss(x, x).total.backward()``). The
-plain :class:`~lucidae.models.dense.DenseAutoEncoder` (no tied weights, penalties or input
-noise) is what most users train, and its gradient is short enough to write out. Doing so
+untied :class:`~lucidae.models.dense.DenseAutoEncoder` (the classic model, and its
+denoising and L1/L2-penalised variants) is what most users train, and its gradient is
+short enough to write out. Doing so
 lets a step skip what autograd cannot: the engine's per-node work, a fresh allocation
 for every activation and gradient, and separate passes for the loss's scaling. On a CPU
 core the big activations (batch x input_dim) do not fit in the fast caches, so every
@@ -15,7 +16,11 @@ makes as few as it can:
   ``2 / numel`` is folded into the ``alpha`` of the last layer's matrix products (and
   so carried by every earlier gradient), the hidden activations' derivatives are
   applied in place, and the gradients land in the parameters' own ``.grad`` tensors,
-  allocated once.
+  allocated once;
+- the levers: input noise comes from the model's own ``corrupt`` (the same random
+  draws), the weight penalties' values from its own ``weight_penalties`` and their
+  gradients (``l1 * sign(w)``, ``2 * l2 * w``) are added to the weight gradients; the
+  code's L1 adds ``latent_l1 * sign(z) / batch`` to the gradient arriving at the code.
 
 ``tests/test_fast_step.py`` checks the loss and every gradient against autograd on the
 same module (the slow, obvious reference), and whole fits of both paths against each
@@ -41,16 +46,20 @@ class Layer(NamedTuple):
 
     linear: nn.Linear
     activation: str
+    l1: float = 0.0
+    """L1 penalty coefficient on this layer's weight (its half's ``encoder_l1`` / ``decoder_l1``)."""
+    l2: float = 0.0
+    """L2 penalty coefficient on this layer's weight."""
 
 
 def plain_dense_layers(module: nn.Module, cfg: TrainConfig) -> list[Layer] | None:
     """The layers of ``module`` when :class:`DenseStep` can train it, else ``None``.
 
     That is a :class:`~lucidae.models.dense.DenseAutoEncoder` itself (not a subclass, and
-    without methods replaced on the instance), untied, without input noise, weight or
-    activity penalties, with activations in :data:`ACTIVATIONS`, every parameter
-    trainable, in fp32 on the CPU. Anything else is trained through autograd, which
-    handles every model.
+    without methods replaced on the instance), untied, with activations in
+    :data:`ACTIVATIONS`, every parameter trainable, in fp32 on the CPU; input noise and
+    the weight and code penalties are fine. Anything else is trained through autograd,
+    which handles every model.
 
     Examples
     --------
@@ -59,6 +68,9 @@ def plain_dense_layers(module: nn.Module, cfg: TrainConfig) -> list[Layer] | Non
     >>> model = build_model(ModelConfig(input_dim=8, hidden_dims=(4,), latent_dim=2))
     >>> [layer.activation for layer in plain_dense_layers(model, TrainConfig())]
     ['relu', 'relu', 'relu', 'sigmoid']
+    >>> noisy = build_model(ModelConfig(input_dim=8, latent_dim=2, noise="mask", encoder_l1=1e-3))
+    >>> [(layer.l1, layer.l2) for layer in plain_dense_layers(noisy, TrainConfig())]
+    [(0.001, 0.0), (0.001, 0.0), (0.0, 0.0), (0.0, 0.0)]
     >>> tied = build_model(ModelConfig(input_dim=8, latent_dim=2, tied=True))
     >>> plain_dense_layers(tied, TrainConfig()) is None
     True
@@ -68,8 +80,7 @@ def plain_dense_layers(module: nn.Module, cfg: TrainConfig) -> list[Layer] | Non
     if {"loss", "forward", "encode", "decode", "corrupt"} & set(vars(module)):
         return None  # a method replaced on the instance (a wrapper, a test's probe) must be the one called
     mc = module.cfg
-    penalties = (mc.encoder_l1, mc.encoder_l2, mc.decoder_l1, mc.decoder_l2, mc.latent_l1)
-    if mc.tied or mc.noise != "none" or any(p > 0 for p in penalties):
+    if mc.tied:
         return None
     if {mc.activation, mc.latent_activation, mc.output_activation} - set(ACTIVATIONS):
         return None
@@ -85,7 +96,8 @@ def plain_dense_layers(module: nn.Module, cfg: TrainConfig) -> list[Layer] | Non
     names.append(mc.output_activation)
     if len(acts) != len(names):  # pragma: no cover - a model built by hand from parts
         return None
-    return [Layer(lin, name) for lin, name in zip(linears, names)]
+    coefs = [(mc.encoder_l1, mc.encoder_l2)] * n_enc + [(mc.decoder_l1, mc.decoder_l2)] * n_enc
+    return [Layer(lin, name, *coef) for lin, name, coef in zip(linears, names, coefs)]
 
 
 def _activate_(z: Tensor, name: str) -> Tensor:
@@ -112,15 +124,19 @@ def _derivative_(grad: Tensor, out: Tensor, name: str) -> Tensor:
 
 
 class DenseStep:
-    """Mean squared error and its gradients for a plain dense autoencoder, without autograd.
+    """The loss of a dense autoencoder and its gradients, without autograd.
 
-    Calling it with a batch computes the reconstruction loss, writes every parameter's
-    gradient into its ``.grad`` (overwriting, as ``zero_grad`` + ``backward`` would) and
-    returns the loss as ``module.loss`` does. Activations live in buffers reused from step to step (one set per
-    batch size seen).
+    Calling it with a batch computes the loss ``module.loss(x, x)`` would (reconstruction
+    error plus the configured penalties, on the corrupted input when the model is
+    denoising), writes every parameter's gradient into its ``.grad`` (overwriting, as
+    ``zero_grad`` + ``backward`` would) and returns the same
+    :class:`~lucidae.models.dense.Loss`. Activations live in buffers reused from step
+    to step (one set per batch size seen).
 
     Parameters
     ----------
+    module : DenseAutoEncoder
+        The model; its ``corrupt`` and ``weight_penalties`` are called as they are.
     layers : list of Layer
         From :func:`plain_dense_layers`.
 
@@ -130,7 +146,7 @@ class DenseStep:
     >>> from lucidae.config import ModelConfig, TrainConfig
     >>> from lucidae.models import build_model
     >>> model = build_model(ModelConfig(input_dim=8, hidden_dims=(4,), latent_dim=2))
-    >>> step = DenseStep(plain_dense_layers(model, TrainConfig()))
+    >>> step = DenseStep(model, plain_dense_layers(model, TrainConfig()))
     >>> x = torch.rand(16, 8)
     >>> loss = step(x)
     >>> bool(torch.isclose(loss.total, model.loss(x, x).total))
@@ -139,14 +155,16 @@ class DenseStep:
     (4, 8)
     """
 
-    def __init__(self, layers: list[Layer]):
+    def __init__(self, module: DenseAutoEncoder, layers: list[Layer]):
+        self.module = module
         self.layers = layers
+        self.code = len(module.encoder) // 2 - 1  # the layer whose output is the code
         self._buffers: dict[int, tuple[list[Tensor], list[Tensor]]] = {}
 
     def _buffers_for(self, rows: int, like: Tensor) -> tuple[list[Tensor], list[Tensor]]:
         if rows not in self._buffers:
             outs = [like.new_empty(rows, layer.linear.out_features) for layer in self.layers]
-            # the gradient arriving at each layer's output; the first is (recon - x), made in place
+            # the gradient arriving at each layer's output; the last is (recon - x), made in place
             grads = [like.new_empty(rows, layer.linear.out_features) for layer in self.layers]
             self._buffers[rows] = (outs, grads)
         return self._buffers[rows]
@@ -155,37 +173,49 @@ class DenseStep:
     def __call__(self, x: Tensor) -> Loss:
         """Return the loss of reconstructing ``x`` ``(batch, features)`` and fill every ``.grad``.
 
-        The :class:`~lucidae.models.dense.Loss` is the one ``module.loss(x, x)`` returns
-        (``total`` and ``terms["mse"]``, detached): this call stands for ``zero_grad``,
-        ``module.loss(x, x)`` and ``backward`` together.
+        This call stands for ``zero_grad``, ``module.loss(x, x)`` and ``backward`` together;
+        the returned terms are detached, as the module's are.
         """
+        module, latent_l1 = self.module, self.module.cfg.latent_l1
         outs, grads = self._buffers_for(x.shape[0], x)
         inputs = []
-        h = x  # (batch, features)
+        h = module.corrupt(x) if module.training else x  # (batch, features)
         for layer, out in zip(self.layers, outs):
             inputs.append(h)
             lin = layer.linear
             h = _activate_(torch.addmm(lin.bias, h, lin.weight.t(), out=out), layer.activation)  # (batch, out)
         g = torch.sub(h, x, out=grads[-1])  # (batch, features): recon - x
         flat = g.view(-1)
-        loss = torch.dot(flat, flat) / flat.numel()
+        mse = torch.dot(flat, flat) / flat.numel()
+        penalties = module.weight_penalties()
+        if latent_l1 > 0:
+            penalties["latent_l1"] = latent_l1 * outs[self.code].abs().sum(dim=1).mean()
+        total = mse + sum(penalties.values()) if penalties else mse
+
         g = _derivative_(g, h, self.layers[-1].activation)
         # d(mean of squares)/d(recon) = 2 (recon - x) / numel: the factor rides on the last
         # layer's products (and so on every gradient before it) instead of a pass of its own
         alpha = 2.0 / flat.numel()
         for i in range(len(self.layers) - 1, -1, -1):
-            lin = self.layers[i].linear
-            w_grad, b_grad = _grad(lin.weight), _grad(lin.bias)
+            layer = self.layers[i]
+            weight = layer.linear.weight
+            w_grad, b_grad = _grad(weight), _grad(layer.linear.bias)
             torch.addmm(w_grad, g.t(), inputs[i], beta=0, alpha=alpha, out=w_grad)  # (out, in)
+            if layer.l1 > 0:
+                w_grad.add_(weight.sign(), alpha=layer.l1)
+            if layer.l2 > 0:
+                w_grad.add_(weight, alpha=2 * layer.l2)
             torch.sum(g, 0, out=b_grad)  # (out,)
             if alpha != 1.0:
                 b_grad.mul_(alpha)
             if i > 0:
-                below = grads[i - 1]  # (batch, in)
-                torch.addmm(below, g, lin.weight, beta=0, alpha=alpha, out=below)
+                below = grads[i - 1]  # (batch, in): the gradient at the previous layer's output
+                torch.addmm(below, g, weight, beta=0, alpha=alpha, out=below)
+                if i - 1 == self.code and latent_l1 > 0:  # d/dz of latent_l1 * mean_b sum_j |z_bj|
+                    below.add_(inputs[i].sign(), alpha=latent_l1 / x.shape[0])
                 g = _derivative_(below, inputs[i], self.layers[i - 1].activation)
             alpha = 1.0
-        return Loss(loss, {"mse": loss})
+        return Loss(total, {"mse": mse, **penalties})
 
 
 def _grad(p: nn.Parameter) -> Tensor:

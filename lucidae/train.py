@@ -732,10 +732,10 @@ def train(
             from torch.nn.parallel import DistributedDataParallel
 
             model_fn = DistributedDataParallel(model_fn, device_ids=[device.index] if device.type == "cuda" else None)
-        # the plain dense autoencoder's step is written out (lucidae.fast_step); one process only,
+        # the untied dense autoencoder's step is written out (lucidae.fast_step); one process only,
         # since DistributedDataParallel reduces gradients through autograd's hooks
         layers = plain_dense_layers(module, cfg) if me.size == 1 else None
-        dense_step = DenseStep(layers) if layers is not None else None
+        dense_step = DenseStep(module, layers) if layers is not None else None
         has_after_step = hasattr(module, "after_step")
         fast_step = fused_adam_step(optimizer)
         constant_lr = cfg.lr_schedule == "constant"

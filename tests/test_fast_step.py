@@ -22,6 +22,7 @@ def _model(seed=0, **kw):
 
 
 def _autograd(model, x):
+    model._noise_gen = None  # a denoising model draws the same noise in both paths
     model.zero_grad(set_to_none=True)
     loss = model.loss(x, x).total
     loss.backward()
@@ -38,17 +39,48 @@ def test_loss_and_gradients_equal_autograds_in_float64(hidden, latent, output):
     model.double()  # the step itself is dtype-agnostic; float64 makes the comparison tight
     x = torch.rand(17, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     want_loss, want = _autograd(model, x)
-    got_loss = DenseStep(layers)(x)
+    got_loss = DenseStep(model, layers)(x)
     assert torch.allclose(got_loss.total, want_loss, rtol=1e-13, atol=0)
     assert got_loss.terms["mse"] is got_loss.total
     for name, p in model.named_parameters():
         assert torch.allclose(p.grad, want[name], rtol=1e-10, atol=1e-15), name
 
 
+@pytest.mark.parametrize(
+    "levers",
+    [
+        dict(noise="gaussian", noise_level=0.3),
+        dict(noise="mask", noise_level=0.4),
+        dict(encoder_l1=0.01, decoder_l1=0.003),
+        dict(encoder_l2=0.02, decoder_l2=0.005),
+        dict(latent_l1=0.05),
+        dict(latent_l1=0.05, latent_activation="linear", hidden_dims=()),
+        dict(noise="mask", noise_level=0.2, encoder_l1=0.01, decoder_l2=0.01, latent_l1=0.02, activation="tanh"),
+    ],
+)
+def test_the_levers_loss_terms_and_gradients_equal_autograds_in_float64(levers):
+    model = _model(**levers)
+    layers = plain_dense_layers(model, TrainConfig())
+    assert layers is not None
+    model.double().train()
+    x = torch.rand(17, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    model._noise_gen = None
+    want = model.loss(x, x)
+    _, want_grads = _autograd(model, x)
+    model._noise_gen = None
+    got = DenseStep(model, layers)(x)
+    assert set(got.terms) == set(want.terms)
+    for name in want.terms:
+        assert torch.allclose(got.terms[name], want.terms[name], rtol=1e-12, atol=0), name
+    assert torch.allclose(got.total, want.total.detach(), rtol=1e-12, atol=0)
+    for name, p in model.named_parameters():
+        assert torch.allclose(p.grad, want_grads[name], rtol=1e-10, atol=1e-15), name
+
+
 @pytest.mark.parametrize("hidden_dims", [(), (10,), (10, 8, 5)])
 def test_every_depth_and_two_batch_sizes_in_float32(hidden_dims):
     model = _model(hidden_dims=hidden_dims)
-    step = DenseStep(plain_dense_layers(model, TrainConfig()))
+    step = DenseStep(model, plain_dense_layers(model, TrainConfig()))
     gen = torch.Generator().manual_seed(2)
     # the epoch's last batch is smaller: each size has its own buffers, reused, never mixed up
     for rows in (32, 7, 32, 1, 7):
@@ -64,10 +96,6 @@ def test_every_depth_and_two_batch_sizes_in_float32(hidden_dims):
     "change",
     [
         dict(tied=True),
-        dict(noise="gaussian", noise_level=0.1),
-        dict(encoder_l1=1e-3),
-        dict(decoder_l2=1e-3),
-        dict(latent_l1=1e-3),
         dict(activation="gelu"),
         dict(output_activation="softplus"),
         dict(model="linear"),
@@ -103,15 +131,16 @@ def test_the_trainer_uses_it_for_the_classic_model(monkeypatch, digits):
     assert sum(calls) == len(digits.X) and len(calls) == -(-len(digits.X) // 100)
 
 
-def test_a_fit_ends_where_autograd_training_ends(monkeypatch, digits):
+@pytest.mark.parametrize("levers", [{}, dict(noise="mask", noise_level=0.3, encoder_l1=1e-4, latent_l1=1e-3)])
+def test_a_fit_ends_where_autograd_training_ends(monkeypatch, digits, levers):
     def fit():
-        ae = AutoEncoder(hidden_dims=(32,), latent_dim=8, epochs=8, batch_size=64, random_state=0, verbose=0)
+        ae = AutoEncoder(hidden_dims=(32,), latent_dim=8, epochs=8, batch_size=64, random_state=0, verbose=0, **levers)
         return ae.fit(digits.X)
 
     fast = fit()
     monkeypatch.setattr(fast_step, "plain_dense_layers", lambda module, cfg: None)
     slow = fit()
     fast_losses, slow_losses = np.array(fast.history_.losses), np.array(slow.history_.losses)
-    assert fast_losses[-1] < 0.5 * fast_losses[0]  # it trains
+    assert fast_losses[-1] < 0.85 * fast_losses[0]  # it trains
     np.testing.assert_allclose(fast_losses, slow_losses, rtol=1e-3)
     np.testing.assert_allclose(fast.transform(digits.X), slow.transform(digits.X), rtol=1e-2, atol=1e-3)
