@@ -205,10 +205,9 @@ def feature_stats(blocks: Iterable[np.ndarray], *, moments: bool = True) -> Feat
     for block in blocks:
         if stats is None:
             d = block.shape[1]
-            zeros = np.zeros(d) if moments else None
-            stats = FeatureStats(
-                0, np.full(d, np.inf), np.full(d, -np.inf), zeros, None if zeros is None else zeros.copy()
-            )
+            stats = FeatureStats(0, np.full(d, np.inf), np.full(d, -np.inf))
+            if moments:
+                stats.mean, stats.m2 = np.zeros(d), np.zeros(d)
         stats.update(block)
     if stats is None or stats.n == 0:
         raise ConfigError("Cannot fit a scaling on zero samples; pass at least one row.")
