@@ -37,8 +37,14 @@ from torch import Tensor, nn
 from lucidae.config import TrainConfig
 from lucidae.models.dense import DenseAutoEncoder, Loss
 
-ACTIVATIONS = ("relu", "linear", "sigmoid", "tanh")
-"""Activations whose derivative this step applies from the activation's output alone."""
+ACTIVATION_NAMES: dict[type[nn.Module], str] = {
+    nn.ReLU: "relu",
+    nn.Identity: "linear",
+    nn.Sigmoid: "sigmoid",
+    nn.Tanh: "tanh",
+}
+"""Activation modules whose derivative this step applies from the activation's output alone."""
+ACTIVATIONS = tuple(ACTIVATION_NAMES.values())
 
 
 class Layer(NamedTuple):
@@ -79,25 +85,21 @@ def plain_dense_layers(module: nn.Module, cfg: TrainConfig) -> list[Layer] | Non
         return None
     if {"loss", "forward", "encode", "decode", "corrupt"} & set(vars(module)):
         return None  # a method replaced on the instance (a wrapper, a test's probe) must be the one called
-    mc = module.cfg
-    if mc.tied:
-        return None
-    if {mc.activation, mc.latent_activation, mc.output_activation} - set(ACTIVATIONS):
-        return None
     params = list(module.parameters())
     if not all(p.requires_grad and p.dtype == torch.float32 and p.device.type == "cpu" for p in params):
         return None
-    seq = [*module.encoder, *module.decoder]
-    linears, acts = seq[::2], seq[1::2]
-    if not all(type(lin) is nn.Linear and lin.bias is not None for lin in linears):
-        return None
-    n_enc = len(module.encoder) // 2
-    names = [mc.activation] * (n_enc - 1) + [mc.latent_activation] + [mc.activation] * (n_enc - 1)
-    names.append(mc.output_activation)
-    if len(acts) != len(names):  # pragma: no cover - a model built by hand from parts
-        return None
-    coefs = [(mc.encoder_l1, mc.encoder_l2)] * n_enc + [(mc.decoder_l1, mc.decoder_l2)] * n_enc
-    return [Layer(lin, name, *coef) for lin, name, coef in zip(linears, names, coefs)]
+    mc, layers = module.cfg, []
+    for seq, coef in (
+        (module.encoder, (mc.encoder_l1, mc.encoder_l2)),
+        (module.decoder, (mc.decoder_l1, mc.decoder_l2)),
+    ):
+        for lin, act in zip(seq[::2], seq[1::2]):
+            # read from the modules themselves, so a layer swapped by hand is never trained as something else
+            name = ACTIVATION_NAMES.get(type(act))
+            if type(lin) is not nn.Linear or lin.bias is None or name is None:
+                return None  # a tied decoder's TiedLinear among them
+            layers.append(Layer(lin, name, *coef))
+    return layers
 
 
 def _activate_(z: Tensor, name: str) -> Tensor:

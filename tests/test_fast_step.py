@@ -115,6 +115,9 @@ def test_bf16_frozen_weights_and_replaced_methods_are_left_to_autograd():
     model = _model()
     model.loss = lambda x, target: None  # whoever replaced it expects it to be called
     assert plain_dense_layers(model, TrainConfig()) is None
+    model = _model()
+    model.decoder[-1] = torch.nn.Softplus()  # the config still says sigmoid; the module is what runs
+    assert plain_dense_layers(model, TrainConfig()) is None
 
 
 def test_the_trainer_uses_it_for_the_classic_model(monkeypatch, digits):
