@@ -282,15 +282,16 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
     def _run(self, fn: Any, X: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
         """Apply ``fn`` (tensor -> tensor) to ``X`` in batches without gradients."""
         device = next(self.module_.parameters()).device
-        outs = []
+        out = np.empty((0,), dtype=np.float32)
         self.module_.eval()
         with torch.no_grad():
             for start in range(0, X.shape[0], batch_size):
                 xb = torch.from_numpy(np.ascontiguousarray(X[start : start + batch_size])).to(device)
-                outs.append(fn(xb).float().cpu().numpy())
-        if not outs:
-            return np.empty((0,), dtype=np.float32)
-        return np.concatenate(outs, axis=0)
+                block = fn(xb).float().cpu().numpy()
+                if start == 0:  # filled in place: no list of blocks and no concatenated copy
+                    out = np.empty((X.shape[0], *block.shape[1:]), dtype=np.float32)
+                out[start : start + len(block)] = block
+        return out
 
     def transform(self, X: Any) -> np.ndarray:
         """Encode ``X`` to latent codes.

@@ -56,18 +56,23 @@ class Scaler:
         """
         if self.kind == "identity" and isinstance(X, np.ndarray) and X.dtype == np.float32:
             return X
-        X = np.asarray(X)
-        out = np.empty(X.shape, dtype=np.float32)
-        rows = max(1, TRANSFORM_BLOCK // max(1, X.shape[-1]))
-        for start in range(0, len(X), rows):
-            out[start : start + rows] = (
-                np.asarray(X[start : start + rows], dtype=np.float64) - self.offset
-            ) / self.scale
-        return out
+        return _blockwise(X, lambda b: (b - self.offset) / self.scale)
 
     def inverse_transform(self, X: np.ndarray) -> np.ndarray:
-        """Map model-space values back to the original units, as float32."""
-        return (np.asarray(X, dtype=np.float64) * self.scale + self.offset).astype(np.float32)
+        """Map model-space values back to the original units, as float32 (the same blockwise way)."""
+        if self.kind == "identity" and isinstance(X, np.ndarray) and X.dtype == np.float32:
+            return X
+        return _blockwise(X, lambda b: b * self.scale + self.offset)
+
+
+def _blockwise(X: Any, fn: Any) -> np.ndarray:
+    """``fn`` applied in float64 to blocks of :data:`TRANSFORM_BLOCK` values of ``X``, collected as float32."""
+    X = np.asarray(X)
+    out = np.empty(X.shape, dtype=np.float32)
+    rows = max(1, TRANSFORM_BLOCK // max(1, X.shape[-1]))
+    for start in range(0, len(X), rows):
+        out[start : start + rows] = fn(np.asarray(X[start : start + rows], dtype=np.float64))
+    return out
 
 
 def fit_scaler(X: np.ndarray, scaling: str, *, output_activation: str = "sigmoid") -> Scaler:

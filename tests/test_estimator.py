@@ -111,6 +111,22 @@ def test_every_non_finite_value_is_found_where_it_is(dtype, bad, rng):
 
 
 # --------------------------------------------------------------------------- scaling
+def test_scaling_runs_blockwise_and_identity_costs_no_copy(monkeypatch, rng):
+    import lucidae.scaling as scaling
+
+    monkeypatch.setattr(scaling, "TRANSFORM_BLOCK", 50)  # 50 values: blocks of 7 rows of 7 features
+    X = (rng.normal(size=(101, 7)) * 40 + 3).astype(np.float32)
+    s = scaling.fit_scaler(X, "standard", output_activation="linear")
+    Z = s.transform(X)
+    np.testing.assert_array_equal(Z, ((X.astype(np.float64) - s.offset) / s.scale).astype(np.float32))
+    np.testing.assert_array_equal(
+        s.inverse_transform(Z), (Z.astype(np.float64) * s.scale + s.offset).astype(np.float32)
+    )
+    identity = scaling.fit_scaler(rng.random((5, 3)).astype(np.float32), "auto")
+    Y = rng.random((4, 3)).astype(np.float32)
+    assert identity.transform(Y) is Y and identity.inverse_transform(Y) is Y
+
+
 @pytest.mark.parametrize("output", ["sigmoid", "linear"])
 @pytest.mark.parametrize("scaling", ["auto", "minmax", "standard", "none"])
 def test_the_scaler_skips_moments_only_where_they_cannot_matter(scaling, output, rng):
