@@ -113,16 +113,33 @@ def _activate_(z: Tensor, name: str) -> Tensor:
     return z
 
 
+_BACKWARD = {
+    "relu": torch.ops.aten.threshold_backward.grad_input,
+    "sigmoid": torch.ops.aten.sigmoid_backward.grad_input,
+    "tanh": torch.ops.aten.tanh_backward.grad_input,
+}
+
+
 def _derivative_(grad: Tensor, out: Tensor, name: str) -> Tensor:
     """Multiply ``grad`` in place by the derivative of activation ``name``, given its output ``out``."""
-    aten = torch.ops.aten
     if name == "relu":  # out > 0 exactly where the input was > 0
-        return aten.threshold_backward.grad_input(grad, out, 0, grad_input=grad)
-    if name == "sigmoid":
-        return aten.sigmoid_backward.grad_input(grad, out, grad_input=grad)
-    if name == "tanh":
-        return aten.tanh_backward.grad_input(grad, out, grad_input=grad)
+        return _BACKWARD["relu"](grad, out, 0, grad_input=grad)
+    if name in _BACKWARD:
+        return _BACKWARD[name](grad, out, grad_input=grad)
     return grad
+
+
+class _Plan(NamedTuple):
+    """What a step needs of one layer, looked up once rather than every step."""
+
+    weight: nn.Parameter
+    weight_t: Tensor  # (in, out): a view of the weight, so it follows the optimiser's in-place updates
+    bias: nn.Parameter
+    activation: str
+    l1: float
+    l2: float
+    weight_grad: Tensor
+    bias_grad: Tensor
 
 
 class DenseStep:
@@ -133,7 +150,8 @@ class DenseStep:
     denoising), writes every parameter's gradient into its ``.grad`` (overwriting, as
     ``zero_grad`` + ``backward`` would) and returns the same
     :class:`~lucidae.models.dense.Loss`. Activations live in buffers reused from step
-    to step (one set per batch size seen).
+    to step (one set per batch size seen), and so do the gradients. Build it after the
+    module has reached its device; the trainer builds one per ``train`` call.
 
     Parameters
     ----------
@@ -159,15 +177,30 @@ class DenseStep:
 
     def __init__(self, module: DenseAutoEncoder, layers: list[Layer]):
         self.module = module
-        self.layers = layers
+        self.plan = [
+            _Plan(
+                lin.weight,
+                lin.weight.t(),
+                lin.bias,
+                name,
+                l1,
+                l2,
+                torch.empty_like(lin.weight, memory_format=torch.contiguous_format),
+                torch.empty_like(lin.bias),
+            )
+            for lin, name, l1, l2 in layers
+        ]
         self.code = len(module.encoder) // 2 - 1  # the layer whose output is the code
+        cfg = module.cfg
+        self.noisy = cfg.noise != "none" and cfg.noise_level > 0
+        self.penalised = any(c > 0 for c in (cfg.encoder_l1, cfg.encoder_l2, cfg.decoder_l1, cfg.decoder_l2))
         self._buffers: dict[int, tuple[list[Tensor], list[Tensor]]] = {}
 
     def _buffers_for(self, rows: int, like: Tensor) -> tuple[list[Tensor], list[Tensor]]:
         if rows not in self._buffers:
-            outs = [like.new_empty(rows, layer.linear.out_features) for layer in self.layers]
+            outs = [like.new_empty(rows, p.weight.shape[0]) for p in self.plan]
             # the gradient arriving at each layer's output; the last is (recon - x), made in place
-            grads = [like.new_empty(rows, layer.linear.out_features) for layer in self.layers]
+            grads = [like.new_empty(rows, p.weight.shape[0]) for p in self.plan]
             self._buffers[rows] = (outs, grads)
         return self._buffers[rows]
 
@@ -178,50 +211,46 @@ class DenseStep:
         This call stands for ``zero_grad``, ``module.loss(x, x)`` and ``backward`` together;
         the returned terms are detached, as the module's are.
         """
-        module, latent_l1 = self.module, self.module.cfg.latent_l1
+        module, plan, latent_l1 = self.module, self.plan, self.module.cfg.latent_l1
         outs, grads = self._buffers_for(x.shape[0], x)
         inputs = []
-        h = module.corrupt(x) if module.training else x  # (batch, features)
-        for layer, out in zip(self.layers, outs):
+        h = module.corrupt(x) if self.noisy and module.training else x  # (batch, features)
+        for p, out in zip(plan, outs):
             inputs.append(h)
-            lin = layer.linear
-            h = _activate_(torch.addmm(lin.bias, h, lin.weight.t(), out=out), layer.activation)  # (batch, out)
+            h = _activate_(torch.addmm(p.bias, h, p.weight_t, out=out), p.activation)  # (batch, out)
         g = torch.sub(h, x, out=grads[-1])  # (batch, features): recon - x
         flat = g.view(-1)
         mse = torch.dot(flat, flat) / flat.numel()
-        penalties = module.weight_penalties()
+        penalties = module.weight_penalties() if self.penalised else {}
         if latent_l1 > 0:
             penalties["latent_l1"] = latent_l1 * outs[self.code].abs().sum(dim=1).mean()
         total = mse + sum(penalties.values()) if penalties else mse
 
-        g = _derivative_(g, h, self.layers[-1].activation)
+        g = _derivative_(g, h, plan[-1].activation)
         # d(mean of squares)/d(recon) = 2 (recon - x) / numel: the factor rides on the last
         # layer's products (and so on every gradient before it) instead of a pass of its own
         alpha = 2.0 / flat.numel()
-        for i in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[i]
-            weight = layer.linear.weight
-            w_grad, b_grad = _grad(weight), _grad(layer.linear.bias)
+        for i in range(len(plan) - 1, -1, -1):
+            p = plan[i]
+            w_grad, b_grad = p.weight_grad, p.bias_grad
             torch.addmm(w_grad, g.t(), inputs[i], beta=0, alpha=alpha, out=w_grad)  # (out, in)
-            if layer.l1 > 0:
-                w_grad.add_(weight.sign(), alpha=layer.l1)
-            if layer.l2 > 0:
-                w_grad.add_(weight, alpha=2 * layer.l2)
+            if p.l1 > 0:
+                w_grad.add_(p.weight.sign(), alpha=p.l1)
+            if p.l2 > 0:
+                w_grad.add_(p.weight, alpha=2 * p.l2)
             torch.sum(g, 0, out=b_grad)  # (out,)
             if alpha != 1.0:
                 b_grad.mul_(alpha)
             if i > 0:
                 below = grads[i - 1]  # (batch, in): the gradient at the previous layer's output
-                torch.addmm(below, g, weight, beta=0, alpha=alpha, out=below)
+                torch.addmm(below, g, p.weight, beta=0, alpha=alpha, out=below)
                 if i - 1 == self.code and latent_l1 > 0:  # d/dz of latent_l1 * mean_b sum_j |z_bj|
                     below.add_(inputs[i].sign(), alpha=latent_l1 / x.shape[0])
-                g = _derivative_(below, inputs[i], self.layers[i - 1].activation)
+                g = _derivative_(below, inputs[i], plan[i - 1].activation)
             alpha = 1.0
+            # the optimiser reads .grad: re-attach ours if anything replaced or dropped it
+            if p.weight.grad is not w_grad:
+                p.weight.grad = w_grad
+            if p.bias.grad is not b_grad:
+                p.bias.grad = b_grad
         return Loss(total, {"mse": mse, **penalties})
-
-
-def _grad(p: nn.Parameter) -> Tensor:
-    """``p.grad``, made once as a contiguous tensor of ``p``'s shape and then overwritten every step."""
-    if p.grad is None or p.grad.shape != p.shape or not p.grad.is_contiguous():
-        p.grad = torch.empty_like(p, memory_format=torch.contiguous_format)
-    return p.grad
