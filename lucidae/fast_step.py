@@ -1,9 +1,10 @@
 """One training step of the plain dense autoencoder without autograd, read top to bottom.
 
 Most models are trained through autograd (``module.loss(x, x).total.backward()``). The
-untied :class:`~lucidae.models.dense.DenseAutoEncoder` (the classic model, and its
-denoising and L1/L2-penalised variants) is what most users train, and its gradient is
-short enough to write out. Doing so
+:class:`~lucidae.models.dense.DenseAutoEncoder` (the classic model, and its tied,
+denoising and L1/L2-penalised variants) and the
+:class:`~lucidae.models.dense.LinearAutoEncoder` are what most users train, and their
+gradients are short enough to write out. Doing so
 lets a step skip what autograd cannot: the engine's per-node work, a fresh allocation
 for every activation and gradient, and separate passes for the loss's scaling. On a CPU
 core the big activations (batch x input_dim) do not fit in the fast caches, so every
@@ -20,7 +21,10 @@ makes as few as it can:
 - the levers: input noise comes from the model's own ``corrupt`` (the same random
   draws), the weight penalties' values from its own ``weight_penalties`` and their
   gradients (``l1 * sign(w)``, ``2 * l2 * w``) are added to the weight gradients; the
-  code's L1 adds ``latent_l1 * sign(z) / batch`` to the gradient arriving at the code.
+  code's L1 adds ``latent_l1 * sign(z) / batch`` to the gradient arriving at the code;
+  a tied decoder layer writes the gradient of ``W.T`` in ``W``'s layout
+  (``inputs.T @ grad``) and its encoder layer adds its own to it; the linear model's
+  ``center`` is subtracted before the encoder and added after the decoder.
 
 ``tests/test_fast_step.py`` checks the loss and every gradient against autograd on the
 same module (the slow, obvious reference), and whole fits of both paths against each
@@ -35,7 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from lucidae.config import TrainConfig
-from lucidae.models.dense import DenseAutoEncoder, Loss
+from lucidae.models.dense import DenseAutoEncoder, LinearAutoEncoder, Loss, TiedLinear
 
 ACTIVATION_NAMES: dict[type[nn.Module], str] = {
     nn.ReLU: "relu",
@@ -48,9 +52,9 @@ ACTIVATIONS = tuple(ACTIVATION_NAMES.values())
 
 
 class Layer(NamedTuple):
-    """A linear layer and the name of the activation that follows it."""
+    """A linear layer (or a tied one) and the name of the activation that follows it."""
 
-    linear: nn.Linear
+    linear: nn.Linear | TiedLinear
     activation: str
     l1: float = 0.0
     """L1 penalty coefficient on this layer's weight (its half's ``encoder_l1`` / ``decoder_l1``)."""
@@ -61,11 +65,12 @@ class Layer(NamedTuple):
 def plain_dense_layers(module: nn.Module, cfg: TrainConfig) -> list[Layer] | None:
     """The layers of ``module`` when :class:`DenseStep` can train it, else ``None``.
 
-    That is a :class:`~lucidae.models.dense.DenseAutoEncoder` itself (not a subclass, and
-    without methods replaced on the instance), untied, with activations in
-    :data:`ACTIVATIONS`, every parameter trainable, in fp32 on the CPU; input noise and
-    the weight and code penalties are fine. Anything else is trained through autograd,
-    which handles every model.
+    That is a :class:`~lucidae.models.dense.DenseAutoEncoder` or
+    :class:`~lucidae.models.dense.LinearAutoEncoder` itself (not a subclass, and without
+    methods replaced on the instance), with activations in :data:`ACTIVATIONS`, every
+    parameter trainable, in fp32 on the CPU; tied weights, input noise and the weight and
+    code penalties are fine. Anything else is trained through autograd, which handles
+    every model.
 
     Examples
     --------
@@ -77,11 +82,11 @@ def plain_dense_layers(module: nn.Module, cfg: TrainConfig) -> list[Layer] | Non
     >>> noisy = build_model(ModelConfig(input_dim=8, latent_dim=2, noise="mask", encoder_l1=1e-3))
     >>> [(layer.l1, layer.l2) for layer in plain_dense_layers(noisy, TrainConfig())]
     [(0.001, 0.0), (0.001, 0.0), (0.0, 0.0), (0.0, 0.0)]
-    >>> tied = build_model(ModelConfig(input_dim=8, latent_dim=2, tied=True))
-    >>> plain_dense_layers(tied, TrainConfig()) is None
+    >>> gelu = build_model(ModelConfig(input_dim=8, latent_dim=2, activation="gelu"))
+    >>> plain_dense_layers(gelu, TrainConfig()) is None
     True
     """
-    if type(module) is not DenseAutoEncoder or getattr(cfg, "precision", "fp32") != "fp32":
+    if type(module) not in (DenseAutoEncoder, LinearAutoEncoder) or getattr(cfg, "precision", "fp32") != "fp32":
         return None
     if {"loss", "forward", "encode", "decode", "corrupt"} & set(vars(module)):
         return None  # a method replaced on the instance (a wrapper, a test's probe) must be the one called
@@ -96,8 +101,8 @@ def plain_dense_layers(module: nn.Module, cfg: TrainConfig) -> list[Layer] | Non
         for lin, act in zip(seq[::2], seq[1::2]):
             # read from the modules themselves, so a layer swapped by hand is never trained as something else
             name = ACTIVATION_NAMES.get(type(act))
-            if type(lin) is not nn.Linear or lin.bias is None or name is None:
-                return None  # a tied decoder's TiedLinear among them
+            if type(lin) not in (nn.Linear, TiedLinear) or lin.bias is None or name is None:
+                return None
             layers.append(Layer(lin, name, *coef))
     return layers
 
@@ -132,14 +137,34 @@ def _derivative_(grad: Tensor, out: Tensor, name: str) -> Tensor:
 class _Plan(NamedTuple):
     """What a step needs of one layer, looked up once rather than every step."""
 
-    weight: nn.Parameter
-    weight_t: Tensor  # (in, out): a view of the weight, so it follows the optimiser's in-place updates
+    param: nn.Parameter  # the weight parameter: a tied layer's is its encoder layer's
+    tied: bool  # the layer applies param transposed
+    weight: Tensor  # (out, in) as applied; views of param, so they follow the optimiser's in-place updates
+    weight_t: Tensor  # (in, out)
     bias: nn.Parameter
     activation: str
     l1: float
     l2: float
-    weight_grad: Tensor
+    accumulate: bool  # param's gradient already holds a tied layer's part when this layer is reached
+    weight_grad: Tensor  # param's gradient, in param's layout
     bias_grad: Tensor
+
+
+def _plan(layers: list[Layer]) -> list[_Plan]:
+    """One :class:`_Plan` per layer; a tied pair shares its weight's gradient buffer."""
+    grads: dict[int, Tensor] = {}
+    plan = []
+    for i, (lin, name, l1, l2) in enumerate(layers):
+        tied = isinstance(lin, TiedLinear)
+        param = lin._source[0].weight if tied else lin.weight
+        weight = lin.weight  # (out, in): for a tied layer, param.t()
+        later = [other for other in layers[i + 1 :] if isinstance(other.linear, TiedLinear)]
+        shared = any(other.linear._source[0].weight is param for other in later)
+        grad = grads.setdefault(id(param), torch.empty_like(param, memory_format=torch.contiguous_format))
+        plan.append(
+            _Plan(param, tied, weight, weight.t(), lin.bias, name, l1, l2, shared, grad, torch.empty_like(lin.bias))
+        )
+    return plan
 
 
 class DenseStep:
@@ -177,19 +202,8 @@ class DenseStep:
 
     def __init__(self, module: DenseAutoEncoder, layers: list[Layer]):
         self.module = module
-        self.plan = [
-            _Plan(
-                lin.weight,
-                lin.weight.t(),
-                lin.bias,
-                name,
-                l1,
-                l2,
-                torch.empty_like(lin.weight, memory_format=torch.contiguous_format),
-                torch.empty_like(lin.bias),
-            )
-            for lin, name, l1, l2 in layers
-        ]
+        self.plan = _plan(layers)
+        self.center: Tensor | None = module.center if isinstance(module, LinearAutoEncoder) else None
         self.code = len(module.encoder) // 2 - 1  # the layer whose output is the code
         cfg = module.cfg
         self.noisy = cfg.noise != "none" and cfg.noise_level > 0
@@ -199,8 +213,9 @@ class DenseStep:
     def _buffers_for(self, rows: int, like: Tensor) -> tuple[list[Tensor], list[Tensor]]:
         if rows not in self._buffers:
             outs = [like.new_empty(rows, p.weight.shape[0]) for p in self.plan]
-            # the gradient arriving at each layer's output; the last is (recon - x), made in place
-            grads = [like.new_empty(rows, p.weight.shape[0]) for p in self.plan]
+            # the gradient arriving at each layer's output; the last is (recon - x), made in place;
+            # one more buffer holds the linear model's centred input
+            grads = [like.new_empty(rows, p.weight.shape[0]) for p in self.plan] + [like.new_empty(like.shape)]
             self._buffers[rows] = (outs, grads)
         return self._buffers[rows]
 
@@ -215,10 +230,14 @@ class DenseStep:
         outs, grads = self._buffers_for(x.shape[0], x)
         inputs = []
         h = module.corrupt(x) if self.noisy and module.training else x  # (batch, features)
+        if self.center is not None:
+            h = torch.sub(h, self.center, out=grads[-1])
         for p, out in zip(plan, outs):
             inputs.append(h)
             h = _activate_(torch.addmm(p.bias, h, p.weight_t, out=out), p.activation)  # (batch, out)
-        g = torch.sub(h, x, out=grads[-1])  # (batch, features): recon - x
+        if self.center is not None:
+            h.add_(self.center)  # the linear model's output activation is the identity: nothing else needs h
+        g = torch.sub(h, x, out=grads[-2])  # (batch, features): recon - x
         flat = g.view(-1)
         mse = torch.dot(flat, flat) / flat.numel()
         penalties = module.weight_penalties() if self.penalised else {}
@@ -233,11 +252,15 @@ class DenseStep:
         for i in range(len(plan) - 1, -1, -1):
             p = plan[i]
             w_grad, b_grad = p.weight_grad, p.bias_grad
-            torch.addmm(w_grad, g.t(), inputs[i], beta=0, alpha=alpha, out=w_grad)  # (out, in)
-            if p.l1 > 0:
-                w_grad.add_(p.weight.sign(), alpha=p.l1)
+            beta = 1 if p.accumulate else 0
+            if p.tied:  # d/d(param.t()) written in param's layout: inputs.T @ g, (in, out)
+                torch.addmm(w_grad, inputs[i].t(), g, beta=beta, alpha=alpha, out=w_grad)
+            else:
+                torch.addmm(w_grad, g.t(), inputs[i], beta=beta, alpha=alpha, out=w_grad)  # (out, in)
+            if p.l1 > 0:  # sign(param.t()).t() is sign(param): the same in both layouts
+                w_grad.add_(p.param.sign(), alpha=p.l1)
             if p.l2 > 0:
-                w_grad.add_(p.weight, alpha=2 * p.l2)
+                w_grad.add_(p.param, alpha=2 * p.l2)
             torch.sum(g, 0, out=b_grad)  # (out,)
             if alpha != 1.0:
                 b_grad.mul_(alpha)
@@ -249,8 +272,8 @@ class DenseStep:
                 g = _derivative_(below, inputs[i], plan[i - 1].activation)
             alpha = 1.0
             # the optimiser reads .grad: re-attach ours if anything replaced or dropped it
-            if p.weight.grad is not w_grad:
-                p.weight.grad = w_grad
+            if p.param.grad is not w_grad:
+                p.param.grad = w_grad
             if p.bias.grad is not b_grad:
                 p.bias.grad = b_grad
         return Loss(total, {"mse": mse, **penalties})
