@@ -208,15 +208,15 @@ class DenseStep:
         cfg = module.cfg
         self.noisy = cfg.noise != "none" and cfg.noise_level > 0
         self.penalised = any(c > 0 for c in (cfg.encoder_l1, cfg.encoder_l2, cfg.decoder_l1, cfg.decoder_l2))
-        self._buffers: dict[int, tuple[list[Tensor], list[Tensor]]] = {}
+        self._buffers: dict[int, tuple[list[Tensor], list[Tensor], Tensor | None]] = {}
 
-    def _buffers_for(self, rows: int, like: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+    def _buffers_for(self, rows: int, like: Tensor) -> tuple[list[Tensor], list[Tensor], Tensor | None]:
         if rows not in self._buffers:
             outs = [like.new_empty(rows, p.weight.shape[0]) for p in self.plan]
-            # the gradient arriving at each layer's output; the last is (recon - x), made in place;
-            # one more buffer holds the linear model's centred input
-            grads = [like.new_empty(rows, p.weight.shape[0]) for p in self.plan] + [like.new_empty(like.shape)]
-            self._buffers[rows] = (outs, grads)
+            # the gradient arriving at each layer's output; the last is (recon - x), made in place
+            grads = [like.new_empty(rows, p.weight.shape[0]) for p in self.plan]
+            centred = like.new_empty(like.shape) if self.center is not None else None  # the linear model's input
+            self._buffers[rows] = (outs, grads, centred)
         return self._buffers[rows]
 
     @torch.no_grad()
@@ -227,17 +227,17 @@ class DenseStep:
         the returned terms are detached, as the module's are.
         """
         module, plan, latent_l1 = self.module, self.plan, self.module.cfg.latent_l1
-        outs, grads = self._buffers_for(x.shape[0], x)
+        outs, grads, centred = self._buffers_for(x.shape[0], x)
         inputs = []
         h = module.corrupt(x) if self.noisy and module.training else x  # (batch, features)
         if self.center is not None:
-            h = torch.sub(h, self.center, out=grads[-1])
+            h = torch.sub(h, self.center, out=centred)
         for p, out in zip(plan, outs):
             inputs.append(h)
             h = _activate_(torch.addmm(p.bias, h, p.weight_t, out=out), p.activation)  # (batch, out)
         if self.center is not None:
             h.add_(self.center)  # the linear model's output activation is the identity: nothing else needs h
-        g = torch.sub(h, x, out=grads[-2])  # (batch, features): recon - x
+        g = torch.sub(h, x, out=grads[-1])  # (batch, features): recon - x
         flat = g.view(-1)
         mse = torch.dot(flat, flat) / flat.numel()
         penalties = module.weight_penalties() if self.penalised else {}
