@@ -45,14 +45,18 @@ def test_ceiling_reports_samples_and_flops_of_the_steps_it_ran(bench):
 
 
 def test_every_trainer_trains_the_same_model_to_a_similar_loss(bench):
-    X = np.random.default_rng(0).random((4 * bench.BATCH, bench.D), dtype=np.float32)
+    # data of rank 4 through a sigmoid: compressible, so a trainer that learns ends far below
+    # the data's variance (the benchmark's uniform noise cannot tell a trainer that learns
+    # from one that predicts the mean)
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(4 * bench.BATCH, 4)) @ rng.normal(size=(4, bench.D))
+    X = (1 / (1 + np.exp(-logits))).astype(np.float32)
+    variance = float(X.var(axis=0).mean())
     losses = {}
     for name, run in (("idiomatic", bench.idiomatic_loop), ("tuned", bench.tuned_loop), ("lucidae", bench.lucidae_fit)):
-        clock, loss, *_ = run(X, 2, seed=0)
+        clock, loss, *_ = run(X, 10, seed=0)
         assert clock.wall > 0
         losses[name] = loss
-    # uniform noise in [0, 1] cannot be compressed: a trainer that learns at all ends near its
-    # variance, 1/12 (one that diverges or does not train ends far from it)
     for name, loss in losses.items():
-        assert math.isfinite(loss) and abs(loss - 1 / 12) < 0.01, (name, loss)
-    assert max(losses.values()) / min(losses.values()) < 1.05, losses
+        assert math.isfinite(loss) and loss < 0.2 * variance, (name, loss, variance)
+    assert max(losses.values()) / min(losses.values()) < 1.5, losses
