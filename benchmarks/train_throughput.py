@@ -148,8 +148,11 @@ def matmul_ceiling(batch: int, steps: int = 300) -> tuple[Clock, int, float]:
     return clock, steps * batch, steps * flops
 
 
-def optional_keras(X: np.ndarray, epochs: int) -> float | None:
-    """The classic Keras example; Keras 3 runs on torch (the same kernels as the rest) without TensorFlow."""
+def optional_keras(X: np.ndarray, epochs: int) -> tuple[str, float] | None:
+    """The classic Keras example: (row name with the backend, samples/s), or None when Keras is absent.
+
+    Keras 3 runs on torch (the kernels everything else here uses) when TensorFlow is not installed.
+    """
     import importlib.util
     import os
 
@@ -170,10 +173,10 @@ def optional_keras(X: np.ndarray, epochs: int) -> float | None:
     model.compile(optimizer="adam", loss="mse")
     start = time.perf_counter()
     model.fit(X, X, epochs=epochs, batch_size=BATCH, shuffle=True, verbose=0)
-    return len(X) * epochs / (time.perf_counter() - start)
+    return f"keras ({keras.backend.backend()})", len(X) * epochs / (time.perf_counter() - start)
 
 
-def optional_pyod(X: np.ndarray, epochs: int) -> float | None:
+def optional_pyod(X: np.ndarray, epochs: int) -> tuple[str, float] | None:
     try:
         from pyod.models.auto_encoder import AutoEncoder as PyodAE
     except ImportError:
@@ -181,7 +184,7 @@ def optional_pyod(X: np.ndarray, epochs: int) -> float | None:
     model = PyodAE(hidden_neuron_list=[HIDDEN, LATENT, HIDDEN], epoch_num=epochs, batch_size=BATCH, verbose=0)
     start = time.perf_counter()
     model.fit(X)
-    return len(X) * epochs / (time.perf_counter() - start)
+    return "pyod AutoEncoder", len(X) * epochs / (time.perf_counter() - start)
 
 
 def best_us(fn, steps: int = 40, repeats: int = 15) -> float:
@@ -291,7 +294,6 @@ def main() -> None:
     rows: dict[str, dict[str, list[float]]] = {k: {"wall": [], "cpu": []} for k in (*trainers, "ceiling")}
     losses: dict[str, list[float]] = {k: [] for k in trainers}
     gflops: list[float] = []
-    ae = None
     samples = N * args.epochs
     for r in range(args.repeats):
         for key, run in (("torch", idiomatic_loop), ("tuned", tuned_loop), ("lucidae", lucidae_fit)):
@@ -342,14 +344,11 @@ def main() -> None:
         )
     if args.optional:
         for name, fn in (("keras classic example", optional_keras), ("pyod AutoEncoder", optional_pyod)):
-            sps = fn(X, args.epochs)
-            if sps is not None and name.startswith("keras"):
-                import keras
-
-                name = f"keras ({keras.backend.backend()})"
-            if sps is None:
+            row = fn(X, args.epochs)
+            if row is None:
                 print(f"{name:<24}{'not installed':>11}")
             else:
+                name, sps = row
                 print(f"{name:<24}{sps:>11,.0f}{sps / m['torch']['wall']:>10.2f}")
     print(
         f"{'matmul ceiling':<24}{m['ceiling']['wall']:>11,.0f}{m['ceiling']['wall'] / m['torch']['wall']:>10.2f}"
