@@ -76,11 +76,12 @@ def prune_sweep(X: np.ndarray) -> None:
         ).fit(X),
     }
     amounts = (0.0, 0.5, 0.8, 0.9, 0.95)
-    print(f"{'model':10s} " + " ".join(f"{f'{a:.0%} pruned':>12s}" for a in amounts) + "   latents left at 95%")
+    print(f"{'model':10s} " + " ".join(f"{f'{a:.0%} pruned':>12s}" for a in amounts))
     for name, ae in models.items():
         results = [prune(ae, X, amount=a) for a in amounts]
-        row = " ".join(f"{r.fvu_after:12.4f}" for r in results)
-        print(f"{name:10s} {row}   {results[-1].latent_dim_after}/{results[-1].latent_dim_before}")
+        print(f"{name:10s} " + " ".join(f"{r.fvu_after:12.4f}" for r in results))
+        # dead units (no live input left, or never active) removed from every layer
+        print(f"{'  layers':10s} " + " ".join(f"{'-'.join(map(str, r.widths_after[1:-1])):>12s}" for r in results))
 
 
 def denoising(X: np.ndarray) -> None:

@@ -49,10 +49,15 @@ CLI_EXCLUDE = {"input_dim"}
 """Fields that come from the data, not from the user."""
 
 
+def _tuple_hint(hint: Any) -> bool:
+    """Whether a config field holds a tuple of ints (``tuple[int, ...]``, optionally ``| None``)."""
+    return typing.get_origin(hint) is tuple or any(typing.get_origin(a) is tuple for a in typing.get_args(hint))
+
+
 def _cli_type(hint: Any) -> Any:
     """The type typer sees for a config field's type hint (tuples travel as "128,64")."""
-    if typing.get_origin(hint) is tuple:
-        return str
+    if _tuple_hint(hint):
+        return str | None if type(None) in typing.get_args(hint) else str
     return hint
 
 
@@ -136,7 +141,7 @@ def split_options(options: dict[str, Any]) -> tuple[ModelConfig, TrainConfig, Da
         for f in fields(cls):
             if f.name in options:
                 value = options[f.name]
-                if typing.get_origin(hints[f.name]) is tuple and isinstance(value, str):
+                if _tuple_hint(hints[f.name]) and isinstance(value, str):
                     value = parse_int_tuple(f.name, value)
                 values[f.name] = value
         cfg = cls(**values)
@@ -469,12 +474,14 @@ def prune(
     scope: Annotated[
         str, typer.Option(help='"global": the share applies over all weights together; "layer": within each matrix.')
     ] = "global",
-    remove_dead: Annotated[bool, typer.Option(help="Remove latents that are constant on the data.")] = True,
+    remove_dead: Annotated[
+        bool, typer.Option(help="Remove latents and hidden units that are constant on the data.")
+    ] = True,
     data: Annotated[str, typer.Option(help="Dataset name or path to measure fidelity and find dead latents on.")] = (
         "digits"
     ),
 ) -> None:
-    """Simplify a model: zero its smallest weights, drop its dead latents, and report the fidelity cost."""
+    """Simplify a model: zero its smallest weights, drop its dead units, and report the fidelity cost."""
     from lucidae.prune import prune as prune_estimator
 
     try:
@@ -486,7 +493,8 @@ def prune(
     typer.echo(
         f"FVU {result.fvu_before:.4f} -> {result.fvu_after:.4f}; non-zero weights "
         f"{result.nonzero_weights_before:,} -> {result.nonzero_weights_after:,}; latents "
-        f"{result.latent_dim_before} -> {result.latent_dim_after}; saved to {path}"
+        f"{result.latent_dim_before} -> {result.latent_dim_after}; layers "
+        f"{'-'.join(map(str, result.widths_before))} -> {'-'.join(map(str, result.widths_after))}; saved to {path}"
     )
 
 
@@ -499,7 +507,7 @@ def _detector_info(run_dir: Path, as_json: bool) -> None:
     except LucidaeError as err:
         raise _fail(err) from err
     inner, cfg = det.estimator_, det.estimator_.model_config_
-    arch = "-".join(str(d) for d in [cfg.input_dim, *cfg.hidden_dims, cfg.latent_dim, *cfg.hidden_dims[::-1]])
+    arch = "-".join(str(d) for d in [cfg.input_dim, *cfg.hidden_dims, cfg.latent_dim, *cfg.decoder_dims()])
     arch += f"-{cfg.input_dim}"
     summary = {
         "estimator": "AnomalyDetector",
@@ -613,7 +621,7 @@ def info(
             cfg.input_dim,
             *cfg.hidden_dims,
             cfg.latent_dim,
-            *cfg.hidden_dims[::-1],
+            *cfg.decoder_dims(),
             cfg.input_dim,
         ]
     )

@@ -206,6 +206,10 @@ class ModelConfig(_Config):
     """Number of input features; taken from the data when training, so leave it at 0 there."""
     hidden_dims: tuple[int, ...] = (128,)
     """Widths of the encoder's hidden layers, in order; the decoder mirrors them. Empty for none."""
+    decoder_hidden_dims: tuple[int, ...] | None = None
+    """"dense" model: widths of the decoder's hidden layers, from the code outwards, where they should
+    not mirror hidden_dims (unset: the mirror). lucidae.prune sets it when it removes dead units from one
+    half only; tied weights need the mirror."""
     latent_dim: int = 32
     """Size of the code (bottleneck)."""
     activation: str = "relu"
@@ -295,6 +299,7 @@ class ModelConfig(_Config):
             all(h <= 1_000_000 for h in self.hidden_dims) and self.input_dim <= 100_000_000,
             f"hidden_dims={self.hidden_dims!r} / input_dim={self.input_dim} are absurdly large.",
         )
+        self._validate_decoder_hidden_dims()
         _positive_int("latent_dim", self.latent_dim)
         _check(self.latent_dim <= 1_000_000, f"latent_dim={self.latent_dim} is absurdly large.")
         for name in ("activation", "latent_activation", "output_activation"):
@@ -316,6 +321,41 @@ class ModelConfig(_Config):
         _finite("aux_coefficient", self.aux_coefficient, 0.0, 1e3)
         _positive_int("dead_window", self.dead_window)
         self._validate_conv_and_vae()
+
+    def decoder_dims(self) -> tuple[int, ...]:
+        """The decoder's hidden widths from the code outwards: ``decoder_hidden_dims``, or ``hidden_dims`` mirrored.
+
+        Examples
+        --------
+        >>> ModelConfig(hidden_dims=(256, 64)).decoder_dims()
+        (64, 256)
+        >>> ModelConfig(hidden_dims=(256, 64), decoder_hidden_dims=(40, 200)).decoder_dims()
+        (40, 200)
+        """
+        return self.hidden_dims[::-1] if self.decoder_hidden_dims is None else self.decoder_hidden_dims
+
+    def _validate_decoder_hidden_dims(self) -> None:
+        dims = self.decoder_hidden_dims
+        if dims is None:
+            return
+        _check(
+            isinstance(dims, tuple)
+            and all(isinstance(h, int) and not isinstance(h, bool) and 1 <= h <= 1_000_000 for h in dims)
+            and len(dims) <= 64,
+            f"decoder_hidden_dims={dims!r} is invalid: expected a tuple of at most 64 integers in [1, 1000000] "
+            "(the decoder's hidden widths from the code outwards, for example (64, 256)), or None to mirror "
+            "hidden_dims.",
+        )
+        _check(
+            self.model == "dense",
+            f"decoder_hidden_dims={dims!r} applies to model='dense' only, not model={self.model!r}; "
+            "leave it unset there (every other family mirrors hidden_dims).",
+        )
+        _check(
+            not self.tied or dims == self.hidden_dims[::-1],
+            f"decoder_hidden_dims={dims!r} does not mirror hidden_dims={self.hidden_dims!r}, which tied weights "
+            "need (the decoder applies the encoder's matrices transposed). Leave it unset, or set tied=False.",
+        )
 
     def _validate_dense_levers(self) -> None:
         _check(isinstance(self.tied, bool), f"tied={self.tied!r} must be true or false.")

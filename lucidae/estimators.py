@@ -601,6 +601,10 @@ class AutoEncoder(BaseAutoEncoder):
     ----------
     hidden_dims : tuple of int, default=(128,)
         Widths of the encoder's hidden layers; the decoder mirrors them.
+    decoder_hidden_dims : tuple of int or None, default=None
+        Widths of the decoder's hidden layers from the code outwards, where they should not
+        mirror ``hidden_dims`` (:func:`lucidae.prune.prune` sets it when it removes dead
+        units from one half); not with ``tied``.
     latent_dim : int, default=32
         Size of the code.
     activation : str, default="relu"
@@ -670,6 +674,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         self,
         *,
         hidden_dims: tuple[int, ...] = (128,),
+        decoder_hidden_dims: tuple[int, ...] | None = None,
         latent_dim: int = 32,
         activation: str = "relu",
         latent_activation: str = "relu",
@@ -699,6 +704,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         precision: str = "fp32",
     ):
         self.hidden_dims = hidden_dims
+        self.decoder_hidden_dims = decoder_hidden_dims
         self.latent_dim = latent_dim
         self.activation = activation
         self.latent_activation = latent_activation

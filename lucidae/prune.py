@@ -1,6 +1,7 @@
-"""Simplification: magnitude pruning of weights and removal of dead latents, with the fidelity cost.
+"""Simplification: magnitude pruning of weights and removal of dead units, with the fidelity cost.
 
-A smaller model is easier to read: fewer connections per latent, fewer latents. :func:`prune`
+A smaller model is easier to read: fewer connections per latent, fewer latents, fewer hidden
+units. :func:`prune`
 takes a fitted dense or linear estimator and returns a new, smaller one together with the
 fraction of variance unexplained (FVU, see :func:`lucidae.metrics.fvu`) before and after,
 so the price of each simplification is on the table.
@@ -13,10 +14,13 @@ Two steps, in this order:
    (``scope="layer"``: every layer keeps the same share). Trained with ``encoder_l1`` /
    ``decoder_l1``, a model loses little here, because L1 has already driven those weights
    near zero.
-2. **Dead-latent removal**: a latent whose value is the same on every sample of ``X``
-   (for a ReLU code: never active) carries no information. Its constant contribution is
-   folded into the decoder's first bias and the latent is removed, so on ``X`` the
-   reconstruction does not change at all.
+2. **Dead-unit removal**: a latent or hidden unit whose value is the same on every sample
+   of ``X`` (for a ReLU unit: never active, often after the weight pruning cut its inputs)
+   carries no information. Its constant contribution is folded into the next layer's bias
+   and the unit is removed, so on ``X`` the reconstruction does not change at all. The
+   encoder and decoder lose units independently (the decoder's widths then no longer mirror
+   the encoder's: ``ModelConfig.decoder_hidden_dims``); a tied model, whose halves share
+   their matrices, loses dead latents only.
 """
 
 from __future__ import annotations
@@ -58,6 +62,13 @@ class PruneResult(NamedTuple):
     """Code size after dead latents were removed."""
     removed_latents: tuple[int, ...]
     """Indices (in the original code) of the latents that were removed."""
+    removed_hidden_units: tuple[tuple[int, ...], ...] = ()
+    """Per hidden layer (the encoder's, then the decoder's from the code outwards), the indices of
+    the units that were removed."""
+    widths_before: tuple[int, ...] = ()
+    """Every layer's width before, from the input to the reconstruction (e.g. 64-128-32-128-64)."""
+    widths_after: tuple[int, ...] = ()
+    """The same after."""
 
 
 def own_weights(module: DenseAutoEncoder) -> list[Tensor]:
@@ -154,24 +165,101 @@ def constant_latents(Z: np.ndarray, atol: float = 0.0) -> np.ndarray:
     return np.flatnonzero((Z.max(axis=0) - Z.min(axis=0)) <= atol)
 
 
+def widths(module: DenseAutoEncoder) -> tuple[int, ...]:
+    """Every layer's width, from the input through the code to the reconstruction.
+
+    Examples
+    --------
+    >>> from lucidae.config import ModelConfig
+    >>> widths(DenseAutoEncoder(ModelConfig(input_dim=5, hidden_dims=(4,), latent_dim=3)))
+    (5, 4, 3, 4, 5)
+    """
+    cfg = module.cfg
+    return (cfg.input_dim, *cfg.hidden_dims, cfg.latent_dim, *cfg.decoder_dims(), cfg.input_dim)
+
+
 @torch.no_grad()
-def drop_latents(module: DenseAutoEncoder, remove: np.ndarray, values: np.ndarray) -> DenseAutoEncoder:
-    """A new module without the latents ``remove``, whose constant ``values`` go into the decoder's bias.
+def drop_units(module: DenseAutoEncoder, position: int, remove: np.ndarray, values: np.ndarray) -> DenseAutoEncoder:
+    """A new module without units ``remove`` of layer output ``position``, their constant ``values`` folded on.
 
     Parameters
     ----------
     module : DenseAutoEncoder
         A dense or linear module (not changed).
+    position : int
+        Which layer's output loses units, counting the linear layers from the input: 0 is
+        the first hidden layer, ``len(hidden_dims)`` the code, and so on into the decoder
+        (the reconstruction, the last, cannot lose units). A tied module can lose code
+        units only, since its halves share their matrices.
     remove : array of int
-        Latent indices to drop.
+        Unit indices to drop.
     values : array of float, same length as ``remove``
-        The constant value each dropped latent takes on the data.
+        The constant value each dropped unit takes on the data; ``values @`` its outgoing
+        weights are added to the next layer's bias.
 
     Returns
     -------
     DenseAutoEncoder
-        Same family and options, ``latent_dim`` smaller; equal outputs wherever the
-        removed latents take their constant values.
+        Same family and options with that layer narrower; equal outputs wherever the
+        removed units take their constant values.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from lucidae.config import ModelConfig
+    >>> m = DenseAutoEncoder(ModelConfig(input_dim=5, hidden_dims=(4,), latent_dim=3))
+    >>> widths(drop_units(m, 2, np.array([0, 2]), np.array([0.0, 0.0])))  # the decoder's hidden layer
+    (5, 4, 3, 2, 5)
+    """
+    lins = [*module.encoder[::2], *module.decoder[::2]]
+    keys = [f"encoder.{2 * j}" for j in range(len(module.encoder) // 2)]
+    keys += [f"decoder.{2 * j}" for j in range(len(module.decoder) // 2)]
+    code = len(module.cfg.hidden_dims)
+    if not 0 <= position < len(lins) - 1:
+        raise ConfigError(f"position={position} is invalid: expected 0 to {len(lins) - 2} (the reconstruction stays).")
+    if module.cfg.tied and position != code:
+        raise ConfigError(
+            f"A tied model shares its matrices between encoder and decoder; only its code (position {code}) "
+            f"can lose units, not position {position}."
+        )
+    here, after = lins[position], lins[position + 1]
+    keep = np.setdiff1d(np.arange(here.weight.shape[0]), remove)
+    if len(keep) == 0:
+        what = "latent" if position == code else f"unit of layer {position}"
+        raise ConfigError(
+            f"Every {what} is constant on the data, so removing them would leave an empty layer. "
+            "Check that the model is trained, or pass more varied data."
+        )
+    state = {k: v.clone() for k, v in module.state_dict().items()}
+    device = here.weight.device
+    keep_t = torch.as_tensor(keep, device=device)
+    if len(remove):
+        dropped = after.weight[:, torch.as_tensor(remove, device=device)]  # (out, n_removed)
+        const = torch.as_tensor(values, dtype=dropped.dtype, device=device)  # (n_removed,)
+        state[f"{keys[position + 1]}.bias"] = after.bias + dropped @ const
+    state[f"{keys[position]}.weight"] = here.weight[keep_t].clone()
+    state[f"{keys[position]}.bias"] = here.bias[keep_t].clone()
+    if not isinstance(after, TiedLinear):
+        state[f"{keys[position + 1]}.weight"] = after.weight[:, keep_t].clone()
+
+    cfg = module.cfg
+    dims = list(widths(module)[1:-1])  # (hidden..., code, decoder hidden...)
+    dims[position] = int(len(keep))
+    encoder, latent, decoder = tuple(dims[:code]), dims[code], tuple(dims[code + 1 :])
+    mirror = decoder == encoder[::-1]
+    cfg = replace(cfg, hidden_dims=encoder, latent_dim=latent, decoder_hidden_dims=None if mirror else decoder)
+    with seeded(0):
+        small = build_model(cfg)
+    if hasattr(module, "noise_seed"):
+        small.noise_seed = module.noise_seed
+    small.load_state_dict(state)
+    return small.to(device).eval()
+
+
+def drop_latents(module: DenseAutoEncoder, remove: np.ndarray, values: np.ndarray) -> DenseAutoEncoder:
+    """A new module without the latents ``remove``, whose constant ``values`` go into the decoder's bias.
+
+    :func:`drop_units` at the code's position.
 
     Examples
     --------
@@ -182,32 +270,43 @@ def drop_latents(module: DenseAutoEncoder, remove: np.ndarray, values: np.ndarra
     >>> small.latent_dim, tuple(small(torch.rand(2, 5)).latent.shape)
     (2, (2, 2))
     """
-    keep = np.setdiff1d(np.arange(module.latent_dim), remove)
-    if len(keep) == 0:
-        raise ConfigError(
-            "Every latent is constant on the data, so removing them would leave an empty code. "
-            "Check that the model is trained, or pass more varied data."
-        )
-    enc_last: nn.Linear = module.encoder[-2]  # type: ignore[assignment]
-    dec_first = module.decoder[0]
-    state = {k: v.clone() for k, v in module.state_dict().items()}
-    keep_t = torch.as_tensor(keep, device=enc_last.weight.device)
-    if len(remove):
-        dropped = dec_first.weight[:, torch.as_tensor(remove, device=keep_t.device)]  # (out, n_removed)
-        const = torch.as_tensor(values, dtype=dropped.dtype, device=dropped.device)  # (n_removed,)
-        state["decoder.0.bias"] = dec_first.bias + dropped @ const
-    enc_key = f"encoder.{len(module.encoder) - 2}"
-    state[f"{enc_key}.weight"] = enc_last.weight[keep_t].clone()
-    state[f"{enc_key}.bias"] = enc_last.bias[keep_t].clone()
-    if not isinstance(dec_first, TiedLinear):
-        state["decoder.0.weight"] = dec_first.weight[:, keep_t].clone()
-    cfg = replace(module.cfg, latent_dim=int(len(keep)))
-    with seeded(0):
-        small = build_model(cfg)
-    if hasattr(module, "noise_seed"):
-        small.noise_seed = module.noise_seed
-    small.load_state_dict(state)
-    return small.to(enc_last.weight.device).eval()
+    return drop_units(module, len(module.cfg.hidden_dims), remove, values)
+
+
+@torch.no_grad()
+def layer_ranges(module: DenseAutoEncoder, X: Tensor, batch_size: int = 4096) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """Per layer output (all but the reconstruction): each unit's (min, max, value on the first sample) over ``X``.
+
+    ``X`` is in the model's (scaled) space; it is read in batches, so only the running
+    extremes are kept, not every activation.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lucidae.config import ModelConfig
+    >>> m = DenseAutoEncoder(ModelConfig(input_dim=5, hidden_dims=(4,), latent_dim=3)).eval()
+    >>> [tuple(lo.shape) for lo, hi, first in layer_ranges(m, torch.rand(10, 5))]
+    [(4,), (3,), (4,)]
+    """
+    layers = [*module.encoder, *module.decoder][:-2]  # stop before the output layer
+    ranges: list[list[Tensor]] = []
+    for start in range(0, X.shape[0], batch_size):
+        h = X[start : start + batch_size]  # (batch, features)
+        if getattr(module, "center", None) is not None:
+            h = h - module.center
+        outs = []
+        for i, layer in enumerate(layers):
+            h = layer(h)
+            if i % 2 == 1:  # after the activation: the layer's output
+                outs.append(h)
+        for j, out in enumerate(outs):  # (batch, width)
+            lo, hi = out.min(dim=0).values, out.max(dim=0).values
+            if j == len(ranges):
+                ranges.append([lo, hi, out[0].clone()])
+            else:
+                ranges[j][0] = torch.minimum(ranges[j][0], lo)
+                ranges[j][1] = torch.maximum(ranges[j][1], hi)
+    return [(lo, hi, first) for lo, hi, first in ranges]
 
 
 def prune(
@@ -233,15 +332,16 @@ def prune(
     scope : {"global", "layer"}, default="global"
         Apply ``amount`` over all weights together or within each weight matrix.
     remove_dead : bool, default=True
-        Remove latents that are constant on ``X`` (after weight pruning).
+        Remove latents and hidden units that are constant on ``X`` (after weight pruning);
+        a tied model loses latents only.
     atol : float, default=0.0
-        A latent counts as constant when its range on ``X`` is at most this.
+        A unit counts as constant when its range on ``X`` is at most this.
 
     Returns
     -------
     PruneResult
         The new estimator, FVU before/after, non-zero weights before/after, code size
-        before/after and the removed latents.
+        and every layer's width before/after, and the removed latents and hidden units.
 
     Raises
     ------
@@ -284,18 +384,36 @@ def prune(
 
     pruned = copy.deepcopy(module)
     magnitude_prune_(pruned, float(amount), scope)
-    removed = np.array([], dtype=np.int64)
+    pruned.eval()
+    widths_before = widths(pruned)
+    code = len(pruned.cfg.hidden_dims)
+    removed_per_position: dict[int, np.ndarray] = {}
     if remove_dead:
-        pruned.eval()
-        Z = estimator._run(pruned.encode, Xs)  # (n, latent)
-        removed = constant_latents(Z, atol)
-        if len(removed):
-            pruned = drop_latents(pruned, removed, Z[0, removed])
+        ranges = layer_ranges(pruned, torch.as_tensor(Xs, dtype=torch.float32, device=_device(pruned)))
+        # a tied model's halves share their matrices: only its code can narrow
+        positions = [code] if pruned.cfg.tied else range(len(ranges))
+        for position in positions:
+            lo, hi, _ = ranges[position]
+            dead = np.flatnonzero((hi - lo).cpu().numpy() <= atol)
+            if len(dead) == len(lo):  # the whole layer is constant: one unit carries that constant on
+                dead = dead[1:]
+            if len(dead):
+                removed_per_position[position] = dead
+        # each removal changes only its own layer's rows and the next layer's columns and bias,
+        # and leaves every layer's output on X as it was, so the order does not matter
+        for position, dead in removed_per_position.items():
+            values = ranges[position][2].cpu().numpy()[dead]
+            pruned = drop_units(pruned, position, dead, values)
+    removed = removed_per_position.get(code, np.array([], dtype=np.int64))
+    hidden_positions = [p for p in range(len(widths_before) - 2) if p != code]
 
     new = copy.copy(estimator)
     new.module_ = pruned.eval()
     new.model_config_ = pruned.cfg
     new.latent_dim = pruned.latent_dim
+    if "decoder_hidden_dims" in new.get_params():  # the dense estimator; the linear one has no hidden layers
+        new.hidden_dims = pruned.cfg.hidden_dims
+        new.decoder_hidden_dims = pruned.cfg.decoder_hidden_dims
     for derived in ("explained_variance_",):  # per-latent state that no longer lines up
         new.__dict__.pop(derived, None)
     recon_after = new._run(lambda xb: pruned(xb).recon, Xs)
@@ -308,4 +426,11 @@ def prune(
         latent_dim_before=int(module.latent_dim),
         latent_dim_after=int(pruned.latent_dim),
         removed_latents=tuple(int(i) for i in removed),
+        removed_hidden_units=tuple(tuple(int(i) for i in removed_per_position.get(p, ())) for p in hidden_positions),
+        widths_before=widths_before,
+        widths_after=widths(pruned),
     )
+
+
+def _device(module: nn.Module) -> torch.device:
+    return next(module.parameters()).device

@@ -59,6 +59,7 @@ def test_loss_and_gradients_equal_autograds_in_float64(hidden, latent, output):
         dict(tied=True),
         dict(tied=True, hidden_dims=(), latent_activation="linear", output_activation="linear"),
         dict(tied=True, encoder_l1=0.01, decoder_l1=0.02, encoder_l2=0.003, decoder_l2=0.004, latent_l1=0.01),
+        dict(decoder_hidden_dims=(4, 11, 7), encoder_l1=0.01),  # a pruned model: the decoder no longer mirrors
         dict(model="linear"),
         dict(model="linear", tied=True, noise="gaussian", noise_level=0.2, decoder_l1=0.01),
     ],

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from scipy.linalg import subspace_angles
+from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from typer.testing import CliRunner
@@ -17,7 +18,7 @@ from lucidae.config import DataConfig, ModelConfig, TrainConfig, defaults
 from lucidae.errors import ConfigError
 from lucidae.models import build_model
 from lucidae.models.dense import DenseAutoEncoder, TiedLinear
-from lucidae.prune import constant_latents, count_nonzero_weights, magnitude_prune_, prune
+from lucidae.prune import constant_latents, count_nonzero_weights, layer_ranges, magnitude_prune_, prune, widths
 
 LINEAR_OWN_DEFAULTS = {"batch_size": 2048, "lr": 3e-2, "validation_fraction": 0.0}
 """Training defaults the linear estimator sets on evidence (see its docstring)."""
@@ -355,6 +356,97 @@ def test_dead_latents_are_removed_without_changing_the_output(digits, small_ae, 
     loaded = load(small.save(tmp_path / "small"))
     assert loaded.module_.latent_dim == 4
     np.testing.assert_array_equal(loaded.reconstruct(digits.X), small.reconstruct(digits.X))
+
+
+def test_dead_hidden_units_are_removed_from_each_half_without_changing_the_output(digits, tmp_path):
+    est = _small(hidden_dims=(16,), latent_dim=6).fit(digits.X)
+    with torch.no_grad():
+        est.module_.encoder[0].bias[[3, 7]] = -1e3  # encoder units 3 and 7 never active
+        est.module_.decoder[0].bias[[5, 11]] = -1e3  # decoder units 5 and 11 never active
+        est.module_.decoder[0].weight[9] = 0.0  # decoder unit 9 is the constant relu(0.7) = 0.7
+        est.module_.decoder[0].bias[9] = 0.7
+    result = prune(est, digits.X, amount=0.0)
+    assert result.removed_hidden_units == ((3, 7), (5, 9, 11)) and result.removed_latents == ()
+    assert result.widths_before == (64, 16, 6, 16, 64) and result.widths_after == (64, 14, 6, 13, 64)
+    small = result.estimator
+    assert (small.hidden_dims, small.decoder_hidden_dims, small.latent_dim) == ((14,), (13,), 6)
+    assert small.model_config_.decoder_hidden_dims == (13,) and widths(small.module_) == result.widths_after
+    # the removed units carried nothing (unit 9's constant now sits in the next bias)
+    np.testing.assert_allclose(small.reconstruct(digits.X), est.reconstruct(digits.X), atol=1e-5)
+    np.testing.assert_allclose(small.transform(digits.X), est.transform(digits.X), atol=1e-5)
+    assert result.fvu_after == pytest.approx(result.fvu_before, rel=1e-5)
+    loaded = load(small.save(tmp_path / "small"))
+    np.testing.assert_array_equal(loaded.reconstruct(digits.X), small.reconstruct(digits.X))
+    assert loaded.get_params() == small.get_params()
+    # the pruned shape is a hyper-parameter now: a refit (sklearn's clone) trains that shape
+    refit = clone(small).set_params(epochs=1).fit(digits.X)
+    assert widths(refit.module_) == (64, 14, 6, 13, 64)
+
+
+@pytest.mark.parametrize("amount", [0.7, 0.95])
+def test_units_that_weight_pruning_leaves_constant_go_and_nothing_else_changes(digits, amount):
+    est = _small(hidden_dims=(24,), latent_dim=8, encoder_l1=1e-4).fit(digits.X)
+    kept = prune(est, digits.X, amount=amount, remove_dead=False)  # the slow reference: same weights, all units
+    gone = prune(est, digits.X, amount=amount)
+    Xs = torch.as_tensor(est._prepare(digits.X), dtype=torch.float32)
+    ranges = layer_ranges(kept.estimator.module_, Xs)
+    constant = [int(((hi - lo) <= 0).sum()) for lo, hi, _ in ranges]
+    assert sum(constant) > 0  # most of the weights gone leaves some units with no live input
+    # a layer that is constant throughout keeps one unit to carry the constant
+    expected = [c if c < len(lo) else len(lo) - 1 for c, (lo, _, _) in zip(constant, ranges)]
+    assert [len(r) for r in gone.removed_hidden_units] == [expected[0], expected[2]]
+    assert len(gone.removed_latents) == expected[1]
+    assert sum(gone.widths_before) - sum(gone.widths_after) == sum(expected)
+    assert gone.nonzero_weights_after <= kept.nonzero_weights_after
+    np.testing.assert_allclose(gone.estimator.reconstruct(digits.X), kept.estimator.reconstruct(digits.X), atol=1e-5)
+
+
+def test_a_tied_model_loses_dead_latents_only(digits):
+    est = _small(hidden_dims=(16,), latent_dim=6, tied=True).fit(digits.X)
+    with torch.no_grad():
+        est.module_.encoder[0].bias[2] = -1e3  # a dead hidden unit: shared by both halves, so it stays
+        est.module_.encoder[2].bias[4] = -1e3  # a dead latent: goes
+    result = prune(est, digits.X, amount=0.0)
+    assert result.removed_latents == (4,) and result.removed_hidden_units == ((), ())
+    assert result.widths_after == (64, 16, 5, 16, 64) and result.estimator.decoder_hidden_dims is None
+    np.testing.assert_allclose(result.estimator.reconstruct(digits.X), est.reconstruct(digits.X), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(decoder_hidden_dims=(0, 8)), "decoder_hidden_dims=\\(0, 8\\) is invalid"),
+        (dict(decoder_hidden_dims=(8,), tied=True), "does not mirror hidden_dims"),
+        (dict(decoder_hidden_dims=(8,), model="vae"), "applies to model='dense' only"),
+    ],
+)
+def test_decoder_widths_are_checked(bad, match):
+    with pytest.raises(ConfigError, match=match):
+        ModelConfig(input_dim=4, **bad).validate()
+
+
+def test_an_asymmetric_decoder_from_the_cli(tmp_path):
+    out = tmp_path / "run"
+    res = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "--data",
+            "digits",
+            "--epochs",
+            "1",
+            "--hidden-dims",
+            "32",
+            "--decoder-hidden-dims",
+            "16,24",
+            "--latent-dim",
+            "4",
+            "--out",
+            str(out),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert widths(load(out).module_) == (64, 32, 4, 16, 24, 64)
 
 
 def test_constant_linear_latents_are_folded_into_the_bias(digits):

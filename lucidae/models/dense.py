@@ -196,7 +196,9 @@ class DenseAutoEncoder(nn.Module):
         if cfg.tied:
             self.decoder = tied_mlp(self.encoder, cfg.activation, last=cfg.output_activation)
         else:
-            self.decoder = mlp(widths[::-1], cfg.activation, last=cfg.output_activation)
+            self.decoder = mlp(
+                [cfg.latent_dim, *cfg.decoder_dims(), cfg.input_dim], cfg.activation, last=cfg.output_activation
+            )
         # Drawn after the weights, so switching noise on does not change the initial weights;
         # drawn from the (seeded) global RNG, so the same random_state gives the same noise.
         self.noise_seed = int(torch.randint(0, 2**62, (), device="cpu")) if cfg.noise != "none" else 0

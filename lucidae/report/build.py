@@ -78,7 +78,7 @@ def _finite_or_none(value: float | None) -> float | None:
 
 def _architecture(est: Any) -> str:
     cfg = est.model_config_
-    dims = [cfg.input_dim, *cfg.hidden_dims, cfg.latent_dim, *cfg.hidden_dims[::-1], cfg.input_dim]
+    dims = [cfg.input_dim, *cfg.hidden_dims, cfg.latent_dim, *cfg.decoder_dims(), cfg.input_dim]
     text = "-".join(str(d) for d in dims)
     if cfg.model == "conv" or getattr(cfg, "architecture", "dense") == "conv":
         channels = ", ".join(str(c) for c in getattr(cfg, "conv_channels", ()))
