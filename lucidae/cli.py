@@ -507,8 +507,7 @@ def _detector_info(run_dir: Path, as_json: bool) -> None:
     except LucidaeError as err:
         raise _fail(err) from err
     inner, cfg = det.estimator_, det.estimator_.model_config_
-    arch = "-".join(str(d) for d in [cfg.input_dim, *cfg.hidden_dims, cfg.latent_dim, *cfg.decoder_dims()])
-    arch += f"-{cfg.input_dim}"
+    arch = "-".join(str(d) for d in cfg.widths())
     summary = {
         "estimator": "AnomalyDetector",
         "contamination": det.contamination,
@@ -615,16 +614,7 @@ def info(
         typer.echo(json.dumps(summary, indent=2))
         return
     cfg = est.model_config_
-    arch = "-".join(
-        str(d)
-        for d in [
-            cfg.input_dim,
-            *cfg.hidden_dims,
-            cfg.latent_dim,
-            *cfg.decoder_dims(),
-            cfg.input_dim,
-        ]
-    )
+    arch = "-".join(str(d) for d in cfg.widths())
     lines = [
         f"{summary['estimator']} ({cfg.model}) {arch}, {n_params:,} parameters",
         f"activations: hidden {cfg.activation}, latent {cfg.latent_activation}, output {cfg.output_activation}",

@@ -334,6 +334,16 @@ class ModelConfig(_Config):
         """
         return self.hidden_dims[::-1] if self.decoder_hidden_dims is None else self.decoder_hidden_dims
 
+    def widths(self) -> tuple[int, ...]:
+        """Every dense layer's width, from the input through the code to the reconstruction.
+
+        Examples
+        --------
+        >>> ModelConfig(input_dim=5, hidden_dims=(4,), latent_dim=3).widths()
+        (5, 4, 3, 4, 5)
+        """
+        return (self.input_dim, *self.hidden_dims, self.latent_dim, *self.decoder_dims(), self.input_dim)
+
     def _validate_decoder_hidden_dims(self) -> None:
         dims = self.decoder_hidden_dims
         if dims is None:

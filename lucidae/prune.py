@@ -165,19 +165,6 @@ def constant_latents(Z: np.ndarray, atol: float = 0.0) -> np.ndarray:
     return np.flatnonzero((Z.max(axis=0) - Z.min(axis=0)) <= atol)
 
 
-def widths(module: DenseAutoEncoder) -> tuple[int, ...]:
-    """Every layer's width, from the input through the code to the reconstruction.
-
-    Examples
-    --------
-    >>> from lucidae.config import ModelConfig
-    >>> widths(DenseAutoEncoder(ModelConfig(input_dim=5, hidden_dims=(4,), latent_dim=3)))
-    (5, 4, 3, 4, 5)
-    """
-    cfg = module.cfg
-    return (cfg.input_dim, *cfg.hidden_dims, cfg.latent_dim, *cfg.decoder_dims(), cfg.input_dim)
-
-
 @torch.no_grad()
 def drop_units(module: DenseAutoEncoder, position: int, remove: np.ndarray, values: np.ndarray) -> DenseAutoEncoder:
     """A new module without units ``remove`` of layer output ``position``, their constant ``values`` folded on.
@@ -208,7 +195,7 @@ def drop_units(module: DenseAutoEncoder, position: int, remove: np.ndarray, valu
     >>> import numpy as np, torch
     >>> from lucidae.config import ModelConfig
     >>> m = DenseAutoEncoder(ModelConfig(input_dim=5, hidden_dims=(4,), latent_dim=3))
-    >>> widths(drop_units(m, 2, np.array([0, 2]), np.array([0.0, 0.0])))  # the decoder's hidden layer
+    >>> drop_units(m, 2, np.array([0, 2]), np.array([0.0, 0.0])).cfg.widths()  # the decoder's hidden layer
     (5, 4, 3, 2, 5)
     """
     lins = [*module.encoder[::2], *module.decoder[::2]]
@@ -243,7 +230,7 @@ def drop_units(module: DenseAutoEncoder, position: int, remove: np.ndarray, valu
         state[f"{keys[position + 1]}.weight"] = after.weight[:, keep_t].clone()
 
     cfg = module.cfg
-    dims = list(widths(module)[1:-1])  # (hidden..., code, decoder hidden...)
+    dims = list(cfg.widths()[1:-1])  # (hidden..., code, decoder hidden...)
     dims[position] = int(len(keep))
     encoder, latent, decoder = tuple(dims[:code]), dims[code], tuple(dims[code + 1 :])
     mirror = decoder == encoder[::-1]
@@ -385,11 +372,11 @@ def prune(
     pruned = copy.deepcopy(module)
     magnitude_prune_(pruned, float(amount), scope)
     pruned.eval()
-    widths_before = widths(pruned)
+    widths_before = pruned.cfg.widths()
     code = len(pruned.cfg.hidden_dims)
     removed_per_position: dict[int, np.ndarray] = {}
     if remove_dead:
-        ranges = layer_ranges(pruned, torch.as_tensor(Xs, dtype=torch.float32, device=_device(pruned)))
+        ranges = layer_ranges(pruned, torch.as_tensor(Xs, dtype=torch.float32, device=next(pruned.parameters()).device))
         # a tied model's halves share their matrices: only its code can narrow
         positions = [code] if pruned.cfg.tied else range(len(ranges))
         for position in positions:
@@ -428,9 +415,5 @@ def prune(
         removed_latents=tuple(int(i) for i in removed),
         removed_hidden_units=tuple(tuple(int(i) for i in removed_per_position.get(p, ())) for p in hidden_positions),
         widths_before=widths_before,
-        widths_after=widths(pruned),
+        widths_after=pruned.cfg.widths(),
     )
-
-
-def _device(module: nn.Module) -> torch.device:
-    return next(module.parameters()).device

@@ -18,7 +18,7 @@ from lucidae.config import DataConfig, ModelConfig, TrainConfig, defaults
 from lucidae.errors import ConfigError
 from lucidae.models import build_model
 from lucidae.models.dense import DenseAutoEncoder, TiedLinear
-from lucidae.prune import constant_latents, count_nonzero_weights, layer_ranges, magnitude_prune_, prune, widths
+from lucidae.prune import constant_latents, count_nonzero_weights, layer_ranges, magnitude_prune_, prune
 
 LINEAR_OWN_DEFAULTS = {"batch_size": 2048, "lr": 3e-2, "validation_fraction": 0.0}
 """Training defaults the linear estimator sets on evidence (see its docstring)."""
@@ -370,7 +370,7 @@ def test_dead_hidden_units_are_removed_from_each_half_without_changing_the_outpu
     assert result.widths_before == (64, 16, 6, 16, 64) and result.widths_after == (64, 14, 6, 13, 64)
     small = result.estimator
     assert (small.hidden_dims, small.decoder_hidden_dims, small.latent_dim) == ((14,), (13,), 6)
-    assert small.model_config_.decoder_hidden_dims == (13,) and widths(small.module_) == result.widths_after
+    assert small.model_config_.decoder_hidden_dims == (13,) and small.module_.cfg.widths() == result.widths_after
     # the removed units carried nothing (unit 9's constant now sits in the next bias)
     np.testing.assert_allclose(small.reconstruct(digits.X), est.reconstruct(digits.X), atol=1e-5)
     np.testing.assert_allclose(small.transform(digits.X), est.transform(digits.X), atol=1e-5)
@@ -380,7 +380,7 @@ def test_dead_hidden_units_are_removed_from_each_half_without_changing_the_outpu
     assert loaded.get_params() == small.get_params()
     # the pruned shape is a hyper-parameter now: a refit (sklearn's clone) trains that shape
     refit = clone(small).set_params(epochs=1).fit(digits.X)
-    assert widths(refit.module_) == (64, 14, 6, 13, 64)
+    assert refit.module_.cfg.widths() == (64, 14, 6, 13, 64)
 
 
 @pytest.mark.parametrize("amount", [0.7, 0.95])
@@ -446,7 +446,7 @@ def test_an_asymmetric_decoder_from_the_cli(tmp_path):
         ],
     )
     assert res.exit_code == 0, res.output
-    assert widths(load(out).module_) == (64, 32, 4, 16, 24, 64)
+    assert load(out).module_.cfg.widths() == (64, 32, 4, 16, 24, 64)
 
 
 def test_constant_linear_latents_are_folded_into_the_bias(digits):

@@ -78,8 +78,7 @@ def _finite_or_none(value: float | None) -> float | None:
 
 def _architecture(est: Any) -> str:
     cfg = est.model_config_
-    dims = [cfg.input_dim, *cfg.hidden_dims, cfg.latent_dim, *cfg.decoder_dims(), cfg.input_dim]
-    text = "-".join(str(d) for d in dims)
+    text = "-".join(str(d) for d in cfg.widths())
     if cfg.model == "conv" or getattr(cfg, "architecture", "dense") == "conv":
         channels = ", ".join(str(c) for c in getattr(cfg, "conv_channels", ()))
         text = f"convolutions with channels ({channels}), then dense {text} (mirrored in the decoder)"
