@@ -39,6 +39,11 @@ CHUNK_BYTES = 32 << 20
 SHUFFLE_CHUNKS = 4
 """Chunks whose rows are shuffled together (the shuffle buffer is this many chunks)."""
 
+MIN_CHUNKS = 32
+"""A file smaller than this many chunks of :data:`CHUNK_BYTES` is cut into this many smaller
+chunks, so that the validation split (whole chunks) and the shuffled chunk order still have
+chunks to work with."""
+
 
 def is_streamable(X: Any) -> bool:
     """True for inputs that are trained on without loading them: memmap, ``.npy`` path, zarr array.
@@ -103,13 +108,16 @@ class ChunkSource:
     scaler : Scaler, optional
         Applied to each chunk as it is read (none: the data is used as float32).
     chunk_rows : int, optional
-        Rows per chunk; default :data:`CHUNK_BYTES` worth of float32 rows.
+        Rows per chunk; default :data:`CHUNK_BYTES` worth of float32 rows, or fewer for
+        a small array, so that it makes at least :data:`MIN_CHUNKS` chunks.
 
     Examples
     --------
     >>> src = ChunkSource(np.arange(10, dtype=np.uint8).reshape(5, 2), chunk_rows=2)
     >>> src.n_chunks, src.read(2).tolist()
     (3, [[8.0, 9.0]])
+    >>> ChunkSource(np.zeros((1000, 8), dtype=np.float32)).n_chunks
+    32
     """
 
     def __init__(self, array: Any, scaler: Scaler | None = None, chunk_rows: int | None = None):
@@ -117,7 +125,8 @@ class ChunkSource:
         self.scaler = scaler
         self.n_samples, self.n_features = (int(s) for s in array.shape)
         if chunk_rows is None:
-            chunk_rows = max(1, CHUNK_BYTES // (4 * max(self.n_features, 1)))
+            by_size = CHUNK_BYTES // (4 * max(self.n_features, 1))
+            chunk_rows = max(1, min(by_size, -(-self.n_samples // MIN_CHUNKS)))
         self.chunk_rows = int(chunk_rows)
         self.n_chunks = max(1, -(-self.n_samples // self.chunk_rows))
         self._file = _whole_file(array)

@@ -458,8 +458,9 @@ class _StreamData:
         self.group = SHUFFLE_CHUNKS
         self.batch = max(1, cfg.batch_size // me.size)
         chunks = torch.arange(source.n_chunks)
-        n_val = int(round(source.n_chunks * cfg.validation_fraction))
-        if cfg.validation_fraction > 0 and 1 <= n_val < source.n_chunks:
+        # at least one chunk, so that a small validation_fraction is not silently rounded away
+        n_val = max(1, int(round(source.n_chunks * cfg.validation_fraction)))
+        if cfg.validation_fraction > 0 and n_val < source.n_chunks:
             perm = torch.randperm(source.n_chunks, generator=gen)
             self.val_chunks = perm[:n_val].sort().values.tolist()
             self.train_chunks = perm[n_val:].sort().values.tolist()

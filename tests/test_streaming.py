@@ -82,6 +82,25 @@ def test_validation_holds_out_whole_chunks(small_chunks, digits_npy):
     assert all("val_loss" in r for r in ae.history_.records)
 
 
+@pytest.mark.parametrize("fraction", [0.1, 0.01])
+def test_a_file_smaller_than_one_chunk_still_gets_its_validation_split(digits_npy, fraction):
+    # all of digits is 0.5 MB, far under one 32 MB chunk: cut into MIN_CHUNKS chunks instead, and at
+    # least one of them held out, so that validation (and early stopping) is not silently dropped
+    from lucidae.config import TrainConfig
+    from lucidae.distributed import World
+    from lucidae.train import _StreamData
+
+    source = ChunkSource(open_array(digits_npy))
+    assert source.n_chunks == streaming.MIN_CHUNKS
+    cfg = TrainConfig(validation_fraction=fraction)
+    data = _StreamData(source, cfg, torch.Generator().manual_seed(0), World(0, 1, 0), torch.device("cpu"))
+    held_out = sum(source.rows(c) for c in data.val_chunks)
+    assert held_out == pytest.approx(max(1, round(32 * fraction)) / 32 * 1797, abs=source.chunk_rows)
+    assert data.n + held_out == 1797 and not set(data.val_chunks) & set(data.train_chunks)
+    ae = _fast(epochs=2, validation_fraction=fraction).fit(digits_npy)
+    assert all("val_loss" in r for r in ae.history_.records)
+
+
 def test_scan_matches_the_in_memory_scaler(rng):
     X = (rng.normal(size=(3000, 5)) * [1, 10, 100, 0.1, 0] + [0, 5, -3, 1, 2]).astype(np.float64)
     for scaling, output in (("standard", "linear"), ("minmax", "sigmoid"), ("auto", "linear")):
