@@ -2,9 +2,9 @@
 
 A smaller model is easier to read: fewer connections per latent, fewer latents, fewer hidden
 units. :func:`prune`
-takes a fitted dense or linear estimator and returns a new, smaller one together with the
-fraction of variance unexplained (FVU, see :func:`lucidae.metrics.fvu`) before and after,
-so the price of each simplification is on the table.
+takes a fitted dense, linear or sparse (SAE) estimator and returns a new, smaller one together
+with the fraction of variance unexplained (FVU, see :func:`lucidae.metrics.fvu`) before and
+after, so the price of each simplification is on the table.
 
 Two steps, in this order:
 
@@ -21,11 +21,19 @@ Two steps, in this order:
    encoder and decoder lose units independently (the decoder's widths then no longer mirror
    the encoder's: ``ModelConfig.decoder_hidden_dims``); a tied model, whose halves share
    their matrices, loses dead latents only.
+
+   A sparse autoencoder (:class:`~lucidae.models.sparse.SAE`) loses its dead dictionary
+   entries the same way: for ReLU + L1, every latent constant on ``X`` (never active, or
+   stuck at one value; since the decoder bias is also subtracted before encoding, folding
+   a constant into it moves the encoder bias to match); for TopK, every latent never among
+   a sample's ``k`` winners (removing it leaves every sample's winners as they were, where
+   removing an always-active one would let another latent win in its place).
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import replace
 from typing import Any, NamedTuple
 
@@ -37,6 +45,7 @@ from lucidae.errors import ConfigError, DataError
 from lucidae.metrics import fvu
 from lucidae.models import build_model
 from lucidae.models.dense import DenseAutoEncoder, TiedLinear, weight_matrices
+from lucidae.models.sparse import SAE
 from lucidae.train import seeded
 
 SCOPES = ("global", "layer")
@@ -71,8 +80,8 @@ class PruneResult(NamedTuple):
     """The same after."""
 
 
-def own_weights(module: DenseAutoEncoder) -> list[Tensor]:
-    """The weight matrices a dense module owns: each stored once (a tied decoder has none of its own).
+def own_weights(module: DenseAutoEncoder | SAE) -> list[Tensor]:
+    """The weight matrices a dense module or SAE owns: each stored once (a tied decoder has none of its own).
 
     Examples
     --------
@@ -80,11 +89,15 @@ def own_weights(module: DenseAutoEncoder) -> list[Tensor]:
     >>> m = DenseAutoEncoder(ModelConfig(input_dim=6, hidden_dims=(4,), latent_dim=2, tied=True))
     >>> [tuple(w.shape) for w in own_weights(m)]
     [(4, 6), (2, 4)]
+    >>> [tuple(w.shape) for w in own_weights(SAE(ModelConfig(model="topk", input_dim=6, latent_dim=8, k=2)))]
+    [(8, 6), (6, 8)]
     """
+    if isinstance(module, SAE):
+        return [module.encoder.weight, module.decoder.weight]
     return [w for w in weight_matrices(module.encoder) + weight_matrices(module.decoder) if isinstance(w, nn.Parameter)]
 
 
-def count_nonzero_weights(module: DenseAutoEncoder) -> int:
+def count_nonzero_weights(module: DenseAutoEncoder | SAE) -> int:
     """Number of non-zero weight entries (biases excluded, tied weights once).
 
     Examples
@@ -97,7 +110,7 @@ def count_nonzero_weights(module: DenseAutoEncoder) -> int:
 
 
 @torch.no_grad()
-def magnitude_prune_(module: DenseAutoEncoder, amount: float, scope: str = "global") -> int:
+def magnitude_prune_(module: DenseAutoEncoder | SAE, amount: float, scope: str = "global") -> int:
     """Zero the ``amount`` share of weights with the smallest magnitudes, in place.
 
     Exactly ``round(amount * n)`` entries are zeroed (ties are broken by position), over
@@ -106,8 +119,8 @@ def magnitude_prune_(module: DenseAutoEncoder, amount: float, scope: str = "glob
 
     Parameters
     ----------
-    module : DenseAutoEncoder
-        A dense or linear module.
+    module : DenseAutoEncoder or SAE
+        A dense, linear or sparse module.
     amount : float
         Share of weights to zero, in [0, 1].
     scope : {"global", "layer"}
@@ -296,6 +309,128 @@ def layer_ranges(module: DenseAutoEncoder, X: Tensor, batch_size: int = 4096) ->
     return [(lo, hi, first) for lo, hi, first in ranges]
 
 
+@torch.no_grad()
+def sae_dead_latents(
+    module: SAE, X: Tensor, atol: float = 0.0, batch_size: int = 4096
+) -> tuple[np.ndarray, np.ndarray]:
+    """The latents of a sparse autoencoder that :func:`prune` removes, and the constant each one takes on ``X``.
+
+    For TopK, the latents never among a sample's ``k`` winners (their value is 0); for
+    ReLU + L1, the latents whose range on ``X`` is at most ``atol`` (never active, or
+    stuck at one value).
+
+    Parameters
+    ----------
+    module : SAE
+        A sparse autoencoder.
+    X : Tensor of shape (n_samples, input_dim)
+        Data in the model's (scaled) space, read in batches.
+    atol : float, default=0.0
+        ReLU + L1 only: the largest range that counts as constant.
+
+    Returns
+    -------
+    (indices, values) : tuple of ndarray
+        Dead latents in increasing order, and the value each takes on ``X``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lucidae.config import ModelConfig
+    >>> sae = SAE(ModelConfig(model="topk", input_dim=4, latent_dim=6, k=1)).eval()
+    >>> dead, values = sae_dead_latents(sae, torch.eye(4))
+    >>> len(dead) >= 2, values.tolist() == [0.0] * len(dead)  # 4 samples choose at most 4 of 6 latents
+    (True, True)
+    """
+    width = module.latent_dim
+    chosen = torch.zeros(width, dtype=torch.bool, device=X.device)
+    lo = torch.full((width,), math.inf, device=X.device)
+    hi = torch.full((width,), -math.inf, device=X.device)
+    first = None
+    for start in range(0, X.shape[0], batch_size):
+        pre = module.pre_activation(X[start : start + batch_size])  # (batch, latent)
+        if module.topk:
+            chosen[pre.topk(module.cfg.k, dim=1, sorted=False).indices.unique()] = True
+            continue
+        z = module.activate(pre)  # (batch, latent)
+        lo, hi = torch.minimum(lo, z.min(dim=0).values), torch.maximum(hi, z.max(dim=0).values)
+        first = z[0].clone() if first is None else first
+    if module.topk:
+        dead = np.flatnonzero(~chosen.cpu().numpy())
+        return dead, np.zeros(len(dead))
+    dead = np.flatnonzero((hi - lo).cpu().numpy() <= atol)
+    values = first.cpu().numpy()[dead].astype(np.float64) if first is not None else np.zeros(len(dead))
+    return dead, values
+
+
+@torch.no_grad()
+def drop_sae_latents(module: SAE, remove: np.ndarray, values: np.ndarray) -> SAE:
+    """A new sparse autoencoder without the latents ``remove``, their constant ``values`` folded into the biases.
+
+    ``sum_j values[j] * W_dec[:, j]`` joins the decoder bias; since that bias is also
+    subtracted before encoding, the encoder bias gains ``W_enc`` times the same shift, so
+    every remaining latent's pre-activation is unchanged. Wherever the removed latents take
+    their ``values`` (and, for TopK, are not among the winners), the codes of the kept
+    latents and the reconstruction are exactly as before.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from lucidae.config import ModelConfig
+    >>> sae = SAE(ModelConfig(model="sparse", input_dim=4, latent_dim=6)).eval()
+    >>> small = drop_sae_latents(sae, np.array([0, 5]), np.array([0.0, 0.0]))
+    >>> small.latent_dim, tuple(small.atoms.shape)
+    (4, (4, 4))
+    """
+    keep = np.setdiff1d(np.arange(module.latent_dim), remove)
+    if len(keep) == 0:
+        raise ConfigError(
+            "Every latent is constant on the data, so removing them would leave an empty dictionary. "
+            "Check that the model is trained, or pass more varied data."
+        )
+    device = module.decoder.weight.device
+    keep_t = torch.as_tensor(keep, device=device)
+    w_enc, w_dec = module.encoder.weight, module.decoder.weight  # (latent, in), (in, latent)
+    shift = torch.zeros_like(module.decoder.bias)  # (input_dim,)
+    if len(remove):
+        const = torch.as_tensor(values, dtype=w_dec.dtype, device=device)  # (n_removed,)
+        shift = w_dec[:, torch.as_tensor(remove, device=device)] @ const
+    state = {k: v.clone() for k, v in module.state_dict().items()}
+    state["encoder.weight"] = w_enc[keep_t].clone()
+    state["encoder.bias"] = module.encoder.bias[keep_t] + w_enc[keep_t] @ shift
+    state["decoder.weight"] = w_dec[:, keep_t].clone()
+    state["decoder.bias"] = module.decoder.bias + shift
+    state["samples_since_fired"] = module.samples_since_fired[keep_t].clone()
+    with seeded(0):
+        small = build_model(replace(module.cfg, latent_dim=int(len(keep))))
+    small.load_state_dict(state)
+    return small.to(device).eval()
+
+
+def _remove_dead_dense(
+    pruned: DenseAutoEncoder, Xs: Tensor, atol: float
+) -> tuple[DenseAutoEncoder, dict[int, np.ndarray]]:
+    """Drop every unit of ``pruned`` constant on ``Xs``; returns the new module and the removed units per position."""
+    ranges = layer_ranges(pruned, Xs)
+    code = len(pruned.cfg.hidden_dims)
+    # a tied model's halves share their matrices: only its code can narrow
+    positions = [code] if pruned.cfg.tied else range(len(ranges))
+    removed: dict[int, np.ndarray] = {}
+    for position in positions:
+        lo, hi, _ = ranges[position]
+        dead = np.flatnonzero((hi - lo).cpu().numpy() <= atol)
+        if len(dead) == len(lo):  # the whole layer is constant: one unit carries that constant on
+            dead = dead[1:]
+        if len(dead):
+            removed[position] = dead
+    # each removal changes only its own layer's rows and the next layer's columns and bias,
+    # and leaves every layer's output on X as it was, so the order does not matter
+    for position, dead in removed.items():
+        values = ranges[position][2].cpu().numpy()[dead]
+        pruned = drop_units(pruned, position, dead, values)
+    return pruned, removed
+
+
 def prune(
     estimator: Any,
     X: Any,
@@ -305,11 +440,11 @@ def prune(
     remove_dead: bool = True,
     atol: float = 0.0,
 ) -> PruneResult:
-    """Prune a fitted dense or linear estimator and report the fidelity before and after.
+    """Prune a fitted dense, linear or sparse estimator and report the fidelity before and after.
 
     Parameters
     ----------
-    estimator : AutoEncoder or LinearAutoEncoder
+    estimator : AutoEncoder, LinearAutoEncoder, SparseAutoEncoder or TopKAutoEncoder
         A fitted estimator; it is not modified.
     X : array-like of shape (n_samples, n_features)
         Data to measure fidelity on and to find dead latents with (normally the
@@ -320,9 +455,10 @@ def prune(
         Apply ``amount`` over all weights together or within each weight matrix.
     remove_dead : bool, default=True
         Remove latents and hidden units that are constant on ``X`` (after weight pruning);
-        a tied model loses latents only.
+        a tied model loses latents only; a TopK model loses the latents that are never
+        among a sample's ``k`` winners.
     atol : float, default=0.0
-        A unit counts as constant when its range on ``X`` is at most this.
+        A unit counts as constant when its range on ``X`` is at most this (not used for TopK).
 
     Returns
     -------
@@ -334,7 +470,7 @@ def prune(
     ------
     ConfigError
         For an ``amount`` outside [0, 1], an unknown ``scope``, or an estimator of a
-        family other than dense and linear.
+        family other than dense, linear and sparse.
 
     Examples
     --------
@@ -348,15 +484,24 @@ def prune(
     True
     >>> result.estimator.transform(X).shape[1] == result.latent_dim_after
     True
+
+    A TopK sparse autoencoder loses its dead dictionary entries, and nothing else changes:
+
+    >>> from lucidae import TopKAutoEncoder
+    >>> sae = TopKAutoEncoder(latent_dim=256, k=4, epochs=2, verbose=0, random_state=0).fit(X)
+    >>> small = prune(sae, X, amount=0.0)
+    >>> small.latent_dim_after < 256, abs(small.fvu_after - small.fvu_before) < 1e-6
+    (True, True)
     """
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(estimator, "module_")
     module = estimator.module_
-    if not isinstance(module, DenseAutoEncoder):
+    if not isinstance(module, (DenseAutoEncoder, SAE)):
         raise ConfigError(
-            f"prune works on the dense and linear families, got a {type(module).__name__} "
-            f"(model={estimator.model_config_.model!r}). Train an AutoEncoder or LinearAutoEncoder to prune it."
+            f"prune works on the dense, linear and sparse families, got a {type(module).__name__} "
+            f"(model={estimator.model_config_.model!r}). Train an AutoEncoder, LinearAutoEncoder, "
+            "SparseAutoEncoder or TopKAutoEncoder to prune it."
         )
     ok = isinstance(amount, (int, float)) and not isinstance(amount, bool) and 0.0 <= amount <= 1.0
     if not ok:
@@ -376,21 +521,16 @@ def prune(
     code = len(pruned.cfg.hidden_dims)
     removed_per_position: dict[int, np.ndarray] = {}
     if remove_dead:
-        ranges = layer_ranges(pruned, torch.as_tensor(Xs, dtype=torch.float32, device=next(pruned.parameters()).device))
-        # a tied model's halves share their matrices: only its code can narrow
-        positions = [code] if pruned.cfg.tied else range(len(ranges))
-        for position in positions:
-            lo, hi, _ = ranges[position]
-            dead = np.flatnonzero((hi - lo).cpu().numpy() <= atol)
-            if len(dead) == len(lo):  # the whole layer is constant: one unit carries that constant on
-                dead = dead[1:]
+        X_t = torch.as_tensor(Xs, dtype=torch.float32, device=next(pruned.parameters()).device)
+        if isinstance(pruned, SAE):
+            dead, values = sae_dead_latents(pruned, X_t, atol)
+            if len(dead) == pruned.latent_dim:  # all constant (ReLU only): one latent carries that on
+                dead, values = dead[1:], values[1:]
             if len(dead):
-                removed_per_position[position] = dead
-        # each removal changes only its own layer's rows and the next layer's columns and bias,
-        # and leaves every layer's output on X as it was, so the order does not matter
-        for position, dead in removed_per_position.items():
-            values = ranges[position][2].cpu().numpy()[dead]
-            pruned = drop_units(pruned, position, dead, values)
+                removed_per_position[code] = dead
+                pruned = drop_sae_latents(pruned, dead, values)
+        else:
+            pruned, removed_per_position = _remove_dead_dense(pruned, X_t, atol)
     removed = removed_per_position.get(code, np.array([], dtype=np.int64))
     hidden_positions = [p for p in range(len(widths_before) - 2) if p != code]
 

@@ -202,6 +202,114 @@ def test_overcomplete_dictionary_trains(rng):
     assert sae.components_.shape == (64, 8) and sae.transform(X).shape == (300, 64)
 
 
+# ---------------------------------------------------------------------- pruning
+def _topk_winners(sae, X):
+    """The slow reference: every sample's k winners, one sample at a time, in NumPy."""
+    m = sae.module_
+    W, b, b_dec = (t.detach().double().numpy() for t in (m.encoder.weight, m.encoder.bias, m.decoder.bias))
+    winners = set()
+    for x in np.asarray(X, dtype=np.float64):
+        pre = W @ (x - b_dec) + b
+        winners.update(np.argsort(-pre, kind="stable")[: m.cfg.k].tolist())
+    return winners
+
+
+def test_prune_removes_exactly_the_topk_latents_that_never_win(topk, dictionary, tmp_path):
+    from lucidae.prune import prune
+
+    X = dictionary.X
+    never = sorted(set(range(256)) - _topk_winners(topk, X))
+    assert never, "the fixture has dead latents (1.6% measured)"
+    result = prune(topk, X, amount=0.0)
+    assert list(result.removed_latents) == never
+    assert result.latent_dim_after == 256 - len(never) == result.estimator.transform(X).shape[1]
+    assert result.widths_before == (64, 256, 64) and result.widths_after == (64, 256 - len(never), 64)
+    keep = np.setdiff1d(np.arange(256), never)
+    # every sample keeps its k winners and their values: codes and reconstruction are unchanged
+    np.testing.assert_allclose(result.estimator.transform(X), topk.transform(X)[:, keep], atol=1e-5)
+    np.testing.assert_allclose(result.estimator.reconstruct(X), topk.reconstruct(X), atol=1e-5)
+    assert result.fvu_after == pytest.approx(result.fvu_before, abs=1e-6)
+    np.testing.assert_array_equal(result.estimator.components_, topk.components_[keep])
+    assert topk.module_.latent_dim == 256  # the estimator passed in is untouched
+    # a saved and loaded pruned model is the same model, and a refit trains the pruned size
+    loaded = load(result.estimator.save(tmp_path / "pruned"))
+    np.testing.assert_array_equal(loaded.transform(X), result.estimator.transform(X))
+    from sklearn.base import clone
+
+    refit = clone(result.estimator).set_params(epochs=1).fit(X[:500])
+    assert refit.module_.latent_dim == 256 - len(never)
+
+
+def test_prune_keeps_an_always_winning_topk_latent():
+    # latent 0 wins on every sample with the same value: constant, but removing it would let another
+    # latent win in its place, so TopK keeps it; latent 1 can never win and goes
+    from lucidae.prune import prune
+
+    X = make_sparse_dictionary(400, n_atoms=16, n_features=8, random_state=1).X
+    sae = TopKAutoEncoder(latent_dim=24, k=2, epochs=1, verbose=0, random_state=0).fit(X)
+    with torch.no_grad():
+        sae.module_.encoder.weight[:2] = 0.0
+        sae.module_.encoder.bias[0], sae.module_.encoder.bias[1] = 1e3, -1e3
+    result = prune(sae, X, amount=0.0)
+    assert 0 not in result.removed_latents and 1 in result.removed_latents
+    keep = np.setdiff1d(np.arange(24), result.removed_latents)
+    np.testing.assert_allclose(result.estimator.reconstruct(X), sae.reconstruct(X), atol=1e-4)
+    np.testing.assert_allclose(result.estimator.transform(X), sae.transform(X)[:, keep], atol=1e-4)
+
+
+def test_prune_folds_constant_relu_latents_into_both_biases():
+    from lucidae.prune import prune
+
+    X = make_sparse_dictionary(400, n_atoms=16, n_features=8, random_state=1).X
+    sae = SparseAutoEncoder(latent_dim=24, epochs=2, verbose=0, random_state=0).fit(X)
+    with torch.no_grad():  # latent 3: never active; latent 5: active at 0.7 on every sample
+        sae.module_.encoder.weight[[3, 5]] = 0.0
+        sae.module_.encoder.bias[3], sae.module_.encoder.bias[5] = -1.0, 0.7
+    Z = sae.transform(X)
+    constant = np.flatnonzero(Z.max(axis=0) == Z.min(axis=0))  # the slow reference
+    assert {3, 5} <= set(constant.tolist())
+    result = prune(sae, X, amount=0.0)
+    assert list(result.removed_latents) == constant.tolist()
+    keep = np.setdiff1d(np.arange(24), constant)
+    # 0.7 times atom 5 moved into the decoder bias, which the encoder also subtracts: nothing else moves
+    np.testing.assert_allclose(result.estimator.transform(X), Z[:, keep], atol=1e-5)
+    np.testing.assert_allclose(result.estimator.reconstruct(X), sae.reconstruct(X), atol=1e-5)
+    # with the constant left out of the biases, the reconstruction would be off by 0.7 * atom 5
+    shift = 0.7 * sae.module_.decoder.weight[:, 5].detach().numpy()
+    np.testing.assert_allclose(
+        result.estimator.module_.decoder.bias.detach().numpy() - sae.module_.decoder.bias.detach().numpy(),
+        shift,
+        atol=1e-6,
+    )
+
+
+def test_prune_zeroes_sae_weights_and_reports_the_cost(topk, dictionary):
+    from lucidae.prune import prune
+
+    result = prune(topk, dictionary.X, amount=0.5, remove_dead=False)
+    n = 2 * 256 * 64
+    assert result.nonzero_weights_before == n and result.nonzero_weights_after == n - n // 2
+    assert result.latent_dim_after == 256 and result.removed_latents == ()
+    assert result.fvu_after > result.fvu_before
+
+
+def test_prune_a_topk_run_from_the_cli(topk, dictionary, tmp_path):
+    from lucidae.cli import app
+    from lucidae.prune import prune
+
+    run = topk.save(tmp_path / "run")
+    data = tmp_path / "dictionary.npy"
+    np.save(data, dictionary.X)
+    args = ["prune", str(run), "--out", str(tmp_path / "pruned"), "--amount", "0", "--data", str(data)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    expected = prune(topk, dictionary.X, amount=0.0)
+    assert f"latents 256 -> {expected.latent_dim_after}" in result.output
+    pruned = load(tmp_path / "pruned")
+    assert type(pruned) is TopKAutoEncoder
+    np.testing.assert_array_equal(pruned.transform(dictionary.X), expected.estimator.transform(dictionary.X))
+
+
 # ---------------------------------------------------------------------- configuration
 @parametrize_with_checks(
     [
