@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,9 @@ from lucidae.validation import (
 
 ESTIMATORS: dict[str, type[BaseAutoEncoder]] = {}
 """Estimator class name to class, filled by ``__init_subclass__``; used by :func:`load`."""
+
+COLLAPSE_CHECK_ROWS = 4096
+"""Training rows on which a fitted VAE is checked for a wholly collapsed code (a warning, not an error)."""
 
 
 def init_seed(seed: int, i: int) -> int:
@@ -213,7 +217,11 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
         self.fit_seconds_ = time.perf_counter() - start
         self.n_iter_ = len(self.history_.records)
         self.model_config_ = model_cfg
+        self._check_trained(Xs.read(0) if streamed else Xs)
         return self
+
+    def _check_trained(self, Xs: np.ndarray) -> None:
+        """Warn about a model that trained but learned nothing usable; ``Xs``: scaled training rows."""
 
     def _validate(self, X: Any, *, reset: bool) -> np.ndarray:
         """scikit-learn's input checks, with lucidae's clearer messages for dtypes and non-finite values.
@@ -1471,6 +1479,22 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         self.verbose = verbose
         self.device = device
         self.precision = precision
+
+    def _check_trained(self, Xs: np.ndarray) -> None:
+        from lucidae.metrics import COLLAPSE_VARIANCE, collapsed_latents
+
+        rows = np.random.default_rng(0).permutation(len(Xs))[:COLLAPSE_CHECK_ROWS]
+        rows.sort()
+        Z = self._run(lambda xb: self.module_.encode(xb), np.asarray(Xs[rows], dtype=np.float32))  # (rows, latent)
+        if len(Z) >= 2 and len(collapsed_latents(Z)) == Z.shape[1]:
+            warnings.warn(
+                f"Every one of the {Z.shape[1]} latents collapsed to the prior: their posterior means vary by "
+                f"less than {COLLAPSE_VARIANCE:g} (variance) over {len(Z)} training samples, so the code carries "
+                "nothing and every reconstruction is close to the average sample. The KL term outweighs the "
+                f"reconstruction here: lower beta (now {self.beta:g}; 1 is the plain VAE) or train longer.",
+                UserWarning,
+                stacklevel=4  # the caller of fit, through _ImageEstimator.fit,
+            )
 
     def sample(self, n: int = 1, *, random_state: int | None = None) -> np.ndarray:
         """Draw ``n`` new samples: decode codes from the prior ``N(0, I)``.

@@ -20,10 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from lucidae.errors import DataError
+from lucidae.errors import ConfigError, DataError
+from lucidae.scaling import feature_stats
 
 N_BINS = 20
 """Default number of equal-width bins when a continuous column is discretised (disentanglement_lib's)."""
+
+COLLAPSE_VARIANCE = 0.01
+"""A VAE latent whose posterior mean varies less than this over the data has collapsed to the prior
+(Burda et al. 2016's threshold for "active units"; the prior's variance is 1)."""
 
 
 def fvu(X, X_hat) -> float:
@@ -798,6 +803,32 @@ def dead_latents(codes: Any, *, threshold: float = 0.0) -> np.ndarray:
     [0, 2]
     """
     return np.flatnonzero(activation_density(codes, threshold=threshold) == 0)
+
+
+def collapsed_latents(codes: Any, *, threshold: float = COLLAPSE_VARIANCE) -> np.ndarray:
+    """Indices of a VAE's latents that collapsed to the prior: ``Var_x(E[z_i | x]) <= threshold``.
+
+    ``codes`` are posterior means (what ``VAE.transform`` returns), one array or an iterable
+    of batches. A latent the KL term has switched off gets a posterior equal to the prior
+    ``N(0, 1)`` whatever the input, so its mean barely moves and the decoder learns to
+    ignore it; Burda et al. (2016, "Importance Weighted Autoencoders") count a unit as
+    active when that variance exceeds 0.01. The complement is their "active units".
+
+    Examples
+    --------
+    >>> collapsed_latents([[0.001, 1.0], [-0.002, -1.0], [0.0, 0.5]]).tolist()
+    [0]
+    """
+    try:
+        stats = feature_stats(_batches(codes))  # Chan et al.'s merge, block by block
+    except ConfigError:  # no rows at all
+        stats = None
+    if stats is None or stats.n < 2:
+        raise DataError(
+            f"collapsed_latents needs at least 2 samples to measure a variance, got {0 if stats is None else stats.n}."
+        )
+    variance = stats.std**2  # (latent,)
+    return np.flatnonzero(variance <= threshold)
 
 
 def dense_latents(codes: Any, *, threshold: float = 0.0, min_density: float = 0.5) -> np.ndarray:

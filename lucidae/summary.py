@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from lucidae import metrics
 from lucidae.errors import DataError
+from lucidae.models.vae import VariationalAutoEncoder
 
 
 @dataclass
@@ -236,6 +237,17 @@ def summarize(
         + (f" (latents {_short(dead)})" if len(dead) else "")
         + ".",
     )
+    if isinstance(module, VariationalAutoEncoder):
+        collapsed = metrics.collapsed_latents(Z)
+        add(
+            "n_collapsed",
+            "sparsity",
+            int(len(collapsed)),
+            f"{len(collapsed)} of {d} latents collapsed to the prior: their posterior mean varies by less than "
+            f"{metrics.COLLAPSE_VARIANCE:g} (variance) over this data, so they carry almost nothing"
+            + (f" (latents {_short(collapsed)})" if len(collapsed) else "")
+            + (". Every latent collapsed: lower beta or train longer." if len(collapsed) == d else "."),
+        )
     add(
         "n_dense",
         "sparsity",

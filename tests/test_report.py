@@ -401,6 +401,28 @@ def vae_run(tmp_path_factory, digits):
     return out, build_report(out, max_latents=1)
 
 
+def test_collapsed_vae_latent_is_flagged(vae_run, tmp_path):
+    import shutil
+
+    import torch
+
+    assert "Collapsed latents" not in _warning_titles(vae_run[0])  # its three latents are all in use
+    assert _metrics(vae_run[0])["metrics"]["n_collapsed"] == 0
+    run_dir = tmp_path / "collapsed"
+    shutil.copytree(vae_run[0], run_dir)
+    est = load(run_dir)
+    with torch.no_grad():  # latent 0's posterior mean no longer depends on the input: collapsed
+        est.module_.encoder[-2].weight[0].zero_()
+    est.save(run_dir)
+    build_report(run_dir)
+    doc = _metrics(run_dir)
+    assert [latent["collapsed"] for latent in doc["latents"]] == [True, False, False]
+    assert doc["metrics"]["n_collapsed"] == 1 and doc["metrics"]["n_dead"] == 0
+    assert "Collapsed latents" in _warning_titles(run_dir)
+    page = (run_dir / "report.html").read_text()
+    assert 'class="card dead" id="latent-0"' in page and '<span class="badge">collapsed</span>' in page
+
+
 def _generation_section(html: str) -> str:
     start = html.index('<h2 id="generation">')
     return html[start : html.index('<p class="note">Written by lucidae.', start)]

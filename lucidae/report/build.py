@@ -129,6 +129,7 @@ def _warnings(
     *,
     n_latents: int,
     n_dead: int,
+    n_collapsed: int,
     explained: float | None,
     train_fvu: float | None,
     test_fvu: float | None,
@@ -153,6 +154,24 @@ def _warnings(
             f"{n_dead} of {n_latents} latents never change over the evaluation data: they cost parameters and "
             "explain nothing. Use a smaller latent_dim, a weaker sparsity penalty, or a model that revives "
             "dead latents (TopK with AuxK).",
+        )
+    if n_collapsed:
+        from lucidae.metrics import COLLAPSE_VARIANCE
+
+        beta = getattr(est, "beta", None)
+        everything = "every latent" if n_collapsed == n_latents else f"{n_collapsed} of {n_latents} latents"
+        add(
+            "Collapsed latents",
+            f"The KL term switched off {everything}: their posterior mean varies by less than "
+            f"{COLLAPSE_VARIANCE:g} (variance) over the evaluation data, so the decoder ignores them "
+            "and they carry almost nothing (posterior collapse)."
+            + (
+                " The code carries nothing at all: lower beta"
+                + (f" (now {beta:g})" if beta is not None else "")
+                + " or train longer."
+                if n_collapsed == n_latents
+                else " A few unused latents are normal for a beta-VAE; lucidae.prune.prune removes them."
+            ),
         )
     records = est.history_.records
     val = [r["val_loss"] for r in records if "val_loss" in r]
@@ -350,7 +369,8 @@ def build_report(
     from lucidae import explain
     from lucidae.datasets import load_dataset
     from lucidae.estimators import load
-    from lucidae.metrics import activation_density, fvu
+    from lucidae.metrics import activation_density, collapsed_latents, fvu
+    from lucidae.models.vae import VariationalAutoEncoder
 
     start = time.perf_counter()
     run_dir = Path(run_dir)
@@ -415,6 +435,11 @@ def build_report(
                 }
             )
     dead = dead_mask(Z)
+    collapsed = np.zeros_like(dead)
+    if isinstance(est.module_, VariationalAutoEncoder) and len(Z) >= 2:
+        collapsed[collapsed_latents(Z)] = True
+        collapsed &= ~dead
+    inactive = dead | collapsed  # no traversal or top samples: they would show nothing
     density = activation_density(Z)  # (latent,)
     std = Z.std(axis=0)  # (latent,)
     where = "held-out" if held_out else "training"
@@ -422,6 +447,7 @@ def build_report(
         est,
         n_latents=n_latents,
         n_dead=int(dead.sum()),
+        n_collapsed=int(collapsed.sum()),
         explained=values.get("explained_variance"),
         train_fvu=train_fvu,
         test_fvu=test_fvu,
@@ -433,9 +459,9 @@ def build_report(
     image_shape = est.image_shape_
     names = list(est.feature_names_)
     ranking = [int(i) for i in explain.rank_latents(est, X_eval)]  # most variable first
-    order = [i for i in ranking if not dead[i]] + [i for i in ranking if dead[i]]
+    order = [i for i in ranking if not inactive[i]] + [i for i in ranking if inactive[i]]
     shown = order[:max_latents]
-    alive = [i for i in shown if not dead[i]]
+    alive = [i for i in shown if not inactive[i]]
     writes = {w.latent: w for w in explain.latent_writes(est, X_eval, latents=alive)} if alive else {}
     reads = {r.latent: r for r in explain.latent_reads(est, X_eval, latents=alive, n_top=8)} if alive else {}
     cards = []
@@ -444,6 +470,8 @@ def build_report(
         card: dict[str, Any] = {
             "index": i,
             "dead": bool(dead[i]),
+            "collapsed": bool(collapsed[i]),
+            "variance": _fmt(float(std[i]) ** 2),
             "active": f"{density[i]:.1%}",
             "mean": _fmt(float(z.mean())),
             "std": _fmt(float(std[i])),
@@ -452,7 +480,7 @@ def build_report(
             "top_images": None,
             "top_table": None,
         }
-        if not dead[i]:
+        if not inactive[i]:
             trav = explain.traverse(est, X_eval, i, quantile_range=(0.01, 0.99), base="mean")
             card["steps"] = ", ".join(_fmt(float(v)) for v in trav.values)
             card["writes"] = plots.latent_writes(writes[i].direction, image_shape=image_shape, feature_names=names)
@@ -508,7 +536,13 @@ def build_report(
         ("lucidae", __version__),
     ]
     latent_rows = [
-        {"index": i, "active": f"{density[i]:.1%}", "std": _fmt(float(std[i])), "dead": bool(dead[i])}
+        {
+            "index": i,
+            "active": f"{density[i]:.1%}",
+            "std": _fmt(float(std[i])),
+            "dead": bool(dead[i]),
+            "collapsed": bool(collapsed[i]),
+        }
         for i in order[:MAX_TABLE_LATENTS]
     ]
     context = {
@@ -532,6 +566,7 @@ def build_report(
         "latent_table": latent_rows,
         "table_truncated": n_latents > MAX_TABLE_LATENTS,
         "dead_indices": [int(i) for i in np.flatnonzero(dead)],
+        "collapsed_indices": [int(i) for i in np.flatnonzero(collapsed)],
         "map": plots.latent_map(lmap.coords, lmap.color, title="codes of the evaluation samples"),
         "map_caption": map_caption,
         "generation": _generation(est, X_eval, labels, eval_idx),
@@ -555,6 +590,7 @@ def build_report(
                 "mean": float(Z[:, i].mean()),
                 "std": float(std[i]),
                 "dead": bool(dead[i]),
+                "collapsed": bool(collapsed[i]),
             }
             for i in range(n_latents)
         ],
