@@ -28,6 +28,13 @@ Two steps, in this order:
    a constant into it moves the encoder bias to match); for TopK, every latent never among
    a sample's ``k`` winners (removing it leaves every sample's winners as they were, where
    removing an always-active one would let another latent win in its place).
+
+   A VAE (:class:`~lucidae.models.vae.VariationalAutoEncoder`, dense or convolutional)
+   loses its latents that collapsed to the prior (:func:`lucidae.metrics.collapsed_latents`:
+   the posterior mean varies by less than 0.01 over ``X``; ``atol`` does not apply): their
+   mean and log-variance rows leave the encoder and their mean's average is folded into
+   the decoder's first bias. Unlike the other removals this one is not exact: what little
+   the collapsed latents still carried is lost, and the reported FVU says how little.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from lucidae.metrics import fvu
 from lucidae.models import build_model
 from lucidae.models.dense import DenseAutoEncoder, TiedLinear, weight_matrices
 from lucidae.models.sparse import SAE
+from lucidae.models.vae import VariationalAutoEncoder
 from lucidae.train import seeded
 
 SCOPES = ("global", "layer")
@@ -80,8 +88,8 @@ class PruneResult(NamedTuple):
     """The same after."""
 
 
-def own_weights(module: DenseAutoEncoder | SAE) -> list[Tensor]:
-    """The weight matrices a dense module or SAE owns: each stored once (a tied decoder has none of its own).
+def own_weights(module: nn.Module) -> list[Tensor]:
+    """The weight matrices (and kernels) a module owns: each stored once (a tied decoder has none of its own).
 
     Examples
     --------
@@ -94,10 +102,13 @@ def own_weights(module: DenseAutoEncoder | SAE) -> list[Tensor]:
     """
     if isinstance(module, SAE):
         return [module.encoder.weight, module.decoder.weight]
+    if isinstance(module, VariationalAutoEncoder):
+        kinds = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
+        return [m.weight for m in module.modules() if isinstance(m, kinds)]
     return [w for w in weight_matrices(module.encoder) + weight_matrices(module.decoder) if isinstance(w, nn.Parameter)]
 
 
-def count_nonzero_weights(module: DenseAutoEncoder | SAE) -> int:
+def count_nonzero_weights(module: nn.Module) -> int:
     """Number of non-zero weight entries (biases excluded, tied weights once).
 
     Examples
@@ -110,7 +121,7 @@ def count_nonzero_weights(module: DenseAutoEncoder | SAE) -> int:
 
 
 @torch.no_grad()
-def magnitude_prune_(module: DenseAutoEncoder | SAE, amount: float, scope: str = "global") -> int:
+def magnitude_prune_(module: nn.Module, amount: float, scope: str = "global") -> int:
     """Zero the ``amount`` share of weights with the smallest magnitudes, in place.
 
     Exactly ``round(amount * n)`` entries are zeroed (ties are broken by position), over
@@ -119,8 +130,8 @@ def magnitude_prune_(module: DenseAutoEncoder | SAE, amount: float, scope: str =
 
     Parameters
     ----------
-    module : DenseAutoEncoder or SAE
-        A dense, linear or sparse module.
+    module : DenseAutoEncoder, SAE or VariationalAutoEncoder
+        A dense, linear, sparse or VAE module.
     amount : float
         Share of weights to zero, in [0, 1].
     scope : {"global", "layer"}
@@ -407,6 +418,79 @@ def drop_sae_latents(module: SAE, remove: np.ndarray, values: np.ndarray) -> SAE
     return small.to(device).eval()
 
 
+def _code_layers(module: VariationalAutoEncoder) -> tuple[str, nn.Linear, str, nn.Linear]:
+    """Names and layers of a VAE's encoder output (mean rows, then log-variance rows) and decoder input."""
+    enc = [(f"encoder.{n}", m) for n, m in module.encoder.named_modules() if isinstance(m, nn.Linear)][-1]
+    dec = [(f"decoder.{n}", m) for n, m in module.decoder.named_modules() if isinstance(m, nn.Linear)][0]
+    return enc[0], enc[1], dec[0], dec[1]
+
+
+@torch.no_grad()
+def vae_collapsed_latents(
+    module: VariationalAutoEncoder, X: Tensor, batch_size: int = 4096
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A VAE's latents collapsed to the prior on ``X``, their mean posterior mean, and every latent's variance.
+
+    ``X`` is in the model's (scaled) space. See :func:`lucidae.metrics.collapsed_latents`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lucidae.config import ModelConfig
+    >>> vae = VariationalAutoEncoder(ModelConfig(model="vae", input_dim=6, hidden_dims=(), latent_dim=3)).eval()
+    >>> with torch.no_grad():  # the means of latents 0 and 2 vary strongly, latent 1's not at all
+    ...     vae.encoder[0].weight[[0, 2]] = 10.0 * torch.eye(6)[[0, 2]]
+    ...     vae.encoder[0].weight[1] = 0.0
+    >>> vae_collapsed_latents(vae, torch.rand(50, 6))[0].tolist()
+    [1]
+    """
+    from lucidae.metrics import collapsed_latents
+
+    mu = torch.cat([module.encode(X[s : s + batch_size]) for s in range(0, X.shape[0], batch_size)])  # (n, latent)
+    Z = mu.double().cpu().numpy()
+    return collapsed_latents(Z), Z.mean(axis=0), Z.var(axis=0)
+
+
+@torch.no_grad()
+def drop_vae_latents(module: VariationalAutoEncoder, remove: np.ndarray, values: np.ndarray) -> VariationalAutoEncoder:
+    """A new VAE without the latents ``remove``; each one's code is replaced by its constant in ``values``.
+
+    The encoder loses those latents' mean and log-variance rows, the decoder their
+    columns, and ``values @`` those columns joins the decoder's first bias, so decoding is
+    unchanged wherever the removed latents' posterior means equal ``values``.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from lucidae.config import ModelConfig
+    >>> vae = VariationalAutoEncoder(ModelConfig(model="vae", input_dim=6, hidden_dims=(4,), latent_dim=3)).eval()
+    >>> small = drop_vae_latents(vae, np.array([1]), np.array([0.5]))
+    >>> z = torch.tensor([[0.2, 0.5, -1.0]])
+    >>> small.latent_dim, bool(torch.allclose(small.decode(z[:, [0, 2]]), vae.decode(z)))
+    (2, True)
+    """
+    latent = module.latent_dim
+    keep = np.setdiff1d(np.arange(latent), remove)
+    if len(keep) == 0:
+        raise ConfigError("Removing every latent would leave an empty code; keep at least one.")
+    enc_key, enc, dec_key, dec = _code_layers(module)
+    device = dec.weight.device
+    rows = torch.as_tensor(np.concatenate([keep, keep + latent]), device=device)  # means, then log-variances
+    keep_t = torch.as_tensor(keep, device=device)
+    state = {k: v.clone() for k, v in module.state_dict().items()}
+    state[f"{enc_key}.weight"] = enc.weight[rows].clone()
+    state[f"{enc_key}.bias"] = enc.bias[rows].clone()
+    state[f"{dec_key}.weight"] = dec.weight[:, keep_t].clone()
+    if len(remove):
+        const = torch.as_tensor(values, dtype=dec.weight.dtype, device=device)  # (n_removed,)
+        state[f"{dec_key}.bias"] = dec.bias + dec.weight[:, torch.as_tensor(remove, device=device)] @ const
+    with seeded(0):
+        small = build_model(replace(module.cfg, latent_dim=int(len(keep))))
+    small.load_state_dict(state)
+    small.dataset_size = module.dataset_size
+    return small.to(device).eval()
+
+
 def _remove_dead_dense(
     pruned: DenseAutoEncoder, Xs: Tensor, atol: float
 ) -> tuple[DenseAutoEncoder, dict[int, np.ndarray]]:
@@ -444,7 +528,7 @@ def prune(
 
     Parameters
     ----------
-    estimator : AutoEncoder, LinearAutoEncoder, SparseAutoEncoder or TopKAutoEncoder
+    estimator : AutoEncoder, LinearAutoEncoder, SparseAutoEncoder, TopKAutoEncoder, VAE or BetaTCVAE
         A fitted estimator; it is not modified.
     X : array-like of shape (n_samples, n_features)
         Data to measure fidelity on and to find dead latents with (normally the
@@ -456,9 +540,9 @@ def prune(
     remove_dead : bool, default=True
         Remove latents and hidden units that are constant on ``X`` (after weight pruning);
         a tied model loses latents only; a TopK model loses the latents that are never
-        among a sample's ``k`` winners.
+        among a sample's ``k`` winners; a VAE loses the latents collapsed to the prior.
     atol : float, default=0.0
-        A unit counts as constant when its range on ``X`` is at most this (not used for TopK).
+        A unit counts as constant when its range on ``X`` is at most this (not used for TopK and VAEs).
 
     Returns
     -------
@@ -470,7 +554,7 @@ def prune(
     ------
     ConfigError
         For an ``amount`` outside [0, 1], an unknown ``scope``, or an estimator of a
-        family other than dense, linear and sparse.
+        family other than dense, linear, sparse and VAE (the plain convolutional autoencoder).
 
     Examples
     --------
@@ -497,11 +581,11 @@ def prune(
 
     check_is_fitted(estimator, "module_")
     module = estimator.module_
-    if not isinstance(module, (DenseAutoEncoder, SAE)):
+    if not isinstance(module, (DenseAutoEncoder, SAE, VariationalAutoEncoder)):
         raise ConfigError(
-            f"prune works on the dense, linear and sparse families, got a {type(module).__name__} "
+            f"prune works on the dense, linear, sparse and VAE families, got a {type(module).__name__} "
             f"(model={estimator.model_config_.model!r}). Train an AutoEncoder, LinearAutoEncoder, "
-            "SparseAutoEncoder or TopKAutoEncoder to prune it."
+            "SparseAutoEncoder, TopKAutoEncoder, VAE or BetaTCVAE to prune it."
         )
     ok = isinstance(amount, (int, float)) and not isinstance(amount, bool) and 0.0 <= amount <= 1.0
     if not ok:
@@ -529,6 +613,13 @@ def prune(
             if len(dead):
                 removed_per_position[code] = dead
                 pruned = drop_sae_latents(pruned, dead, values)
+        elif isinstance(pruned, VariationalAutoEncoder):
+            dead, means, variances = vae_collapsed_latents(pruned, X_t)
+            if len(dead) == pruned.latent_dim:  # every latent collapsed: the most variable one stays
+                dead = np.delete(dead, np.argmax(variances[dead]))
+            if len(dead):
+                removed_per_position[code] = dead
+                pruned = drop_vae_latents(pruned, dead, means[dead])
         else:
             pruned, removed_per_position = _remove_dead_dense(pruned, X_t, atol)
     removed = removed_per_position.get(code, np.array([], dtype=np.int64))

@@ -464,11 +464,12 @@ def test_prune_refuses_bad_arguments(digits, small_ae):
         prune(small_ae, digits.X, amount=1.5)
     with pytest.raises(ConfigError, match="scope='row'"):
         prune(small_ae, digits.X, scope="row")
-    from lucidae import VAE
+    from lucidae import ConvAutoEncoder
 
-    vae = VAE(latent_dim=2, epochs=1, verbose=0, random_state=0).fit(digits.X[:200])
-    with pytest.raises(ConfigError, match="VariationalAutoEncoder.*model='vae'"):
-        prune(vae, digits.X)
+    conv = ConvAutoEncoder(conv_channels=(4,), latent_dim=2, epochs=1, verbose=0, random_state=0)
+    conv.fit(digits.X[:200], image_shape=(8, 8))
+    with pytest.raises(ConfigError, match="ConvolutionalAutoEncoder.*model='conv'"):
+        prune(conv, digits.X)
 
 
 # --------------------------------------------------------------------------- save / load and CLI

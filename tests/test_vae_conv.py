@@ -1,6 +1,7 @@
 import inspect
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from lucidae.config import DataConfig, ModelConfig, TrainConfig, defaults
 from lucidae.datasets import make_shapes
 from lucidae.errors import ConfigError, LucidaeError
 from lucidae.estimators import VAE, AutoEncoder, BetaTCVAE, ConvAutoEncoder, estimator_for
-from lucidae.metrics import fvu, mig
+from lucidae.metrics import collapsed_latents, fvu, mig
 from lucidae.models import build_model
 from lucidae.models.conv import ConvolutionalAutoEncoder
 from lucidae.models.vae import VariationalAutoEncoder, kl_to_standard_normal, tc_decomposition
@@ -292,7 +293,7 @@ def disentangling_runs():
     runs = {}
     for name, est in models.items():
         Z = est.fit(ds.X).transform(ds.X)
-        runs[name] = {"mig": mig(Z, ds.factors), "codes": Z}
+        runs[name] = {"mig": mig(Z, ds.factors), "codes": Z, "est": est, "X": ds.X}
     return runs
 
 
@@ -313,3 +314,58 @@ def test_vaes_switch_off_unneeded_latents_and_decorrelate_the_rest(disentangling
         else:
             # Two factors need two to three latents; the KL (or TC) penalty leaves them uncorrelated.
             assert 2 <= active.sum() <= 3 and off_diagonal < 0.2, (name, sd, off_diagonal)
+
+
+# ---------------------------------------------------------------- collapsed latents
+def test_collapsed_latents_are_those_whose_posterior_mean_barely_varies(rng):
+    Z = rng.normal(size=(500, 4)) * [1.0, 0.05, 0.2, 0.0]  # variances about 1, 0.0025, 0.04, 0
+    assert collapsed_latents(Z).tolist() == [1, 3]
+    assert collapsed_latents([Z[:123], Z[123:]]).tolist() == [1, 3]  # streamed in batches: the same
+    for threshold in (0.001, 0.03, 0.5, 2.0):  # the slow reference: numpy's variance
+        assert collapsed_latents(Z, threshold=threshold).tolist() == np.flatnonzero(Z.var(0) <= threshold).tolist()
+    with pytest.raises(LucidaeError, match="at least 2 samples"):
+        collapsed_latents(Z[:1])
+
+
+def test_a_vae_whose_every_latent_collapsed_says_so(digits):
+    with pytest.warns(UserWarning, match=r"Every one of the 4 latents collapsed.*lower beta \(now 50"):
+        vae = VAE(beta=50.0, latent_dim=4, hidden_dims=(32,), epochs=3, **_quiet()).fit(digits.X)
+    assert len(collapsed_latents(vae.transform(digits.X))) == 4
+    with warnings.catch_warnings():  # trained enough, a plain VAE keeps its latents and stays silent
+        warnings.simplefilter("error")
+        vae = VAE(beta=1.0, latent_dim=4, hidden_dims=(32,), epochs=10, lr=1e-2, **_quiet()).fit(digits.X)
+    assert len(collapsed_latents(vae.transform(digits.X))) == 0
+
+
+def test_prune_removes_the_latents_a_vae_switched_off(disentangling_runs, tmp_path):
+    from lucidae.prune import prune
+
+    run = disentangling_runs["beta-vae"]
+    est, X, Z = run["est"], run["X"], run["codes"]
+    collapsed = np.flatnonzero(Z.var(axis=0) <= 0.01)  # the slow reference
+    assert 0 < len(collapsed) < 6, Z.var(axis=0)  # two factors, six latents: some switched off
+    result = prune(est, X, amount=0.0)
+    assert list(result.removed_latents) == collapsed.tolist()
+    keep = np.setdiff1d(np.arange(6), collapsed)
+    assert result.latent_dim_after == len(keep) and est.module_.latent_dim == 6  # the original is untouched
+    # the kept latents' posterior means are the same numbers; the removed ones' averages moved into the decoder
+    np.testing.assert_allclose(result.estimator.transform(X), Z[:, keep], atol=1e-5)
+    moved = np.abs(result.estimator.inverse_transform(Z[:, keep]) - est.reconstruct(X))  # not exact: collapsed
+    assert moved.mean() < 0.005 and np.median(moved) < 1e-3, (moved.mean(), moved.max())  # is not quite constant
+    assert abs(result.fvu_after - result.fvu_before) < 0.01
+    assert result.estimator.sample(4, random_state=0).shape == (4, X.shape[1])
+    loaded = load(result.estimator.save(tmp_path / "pruned"))
+    np.testing.assert_array_equal(loaded.transform(X[:50]), result.estimator.transform(X[:50]))
+
+
+def test_prune_keeps_one_latent_of_a_wholly_collapsed_conv_vae(shapes16):
+    from lucidae.prune import prune
+
+    with pytest.warns(UserWarning, match="collapsed"):
+        vae = VAE(beta=50.0, architecture="conv", conv_channels=(4,), hidden_dims=(16,), latent_dim=3, epochs=1,
+                  **_quiet()).fit(shapes16.X, image_shape=shapes16.image_shape)  # fmt: skip
+    variance = vae.transform(shapes16.X).var(axis=0)
+    result = prune(vae, shapes16.X, amount=0.0)
+    assert result.latent_dim_after == 1 and int(np.argmax(variance)) not in result.removed_latents
+    assert result.estimator.reconstruct(shapes16.X[:5]).shape == (5, 256)
+    assert result.fvu_after == pytest.approx(result.fvu_before, abs=0.01)
