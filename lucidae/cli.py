@@ -469,7 +469,7 @@ def reconstruct(
 @app.command()
 def prune(
     run_dir: Annotated[
-        Path, typer.Argument(help="A dense, linear or sparse (SAE) model folder written by `lucidae train`.")
+        Path, typer.Argument(help="A dense, linear, sparse (SAE) or VAE model folder written by `lucidae train`.")
     ],
     out: Annotated[Path, typer.Option(help="Folder to write the pruned model to.")],
     amount: Annotated[float, typer.Option(help="Share of weights to set to zero, smallest magnitudes first.")] = 0.5,

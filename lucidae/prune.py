@@ -2,7 +2,7 @@
 
 A smaller model is easier to read: fewer connections per latent, fewer latents, fewer hidden
 units. :func:`prune`
-takes a fitted dense, linear or sparse (SAE) estimator and returns a new, smaller one together
+takes a fitted dense, linear, sparse (SAE) or VAE estimator and returns a new, smaller one together
 with the fraction of variance unexplained (FVU, see :func:`lucidae.metrics.fvu`) before and
 after, so the price of each simplification is on the table.
 
