@@ -16,7 +16,7 @@ from lucidae.config import DataConfig, defaults
 from lucidae.datasets import Dataset
 from lucidae.errors import ConfigError, DataError
 from lucidae.report import build_report
-from lucidae.report.sweep import SweepConfig, grid, pareto_front, run_sweep
+from lucidae.report.sweep import SweepConfig, grid, pareto_front, run_sweep, write_sweep_page
 
 pytest.importorskip("matplotlib")
 pytest.importorskip("jinja2")
@@ -361,7 +361,6 @@ def test_report_works_for_every_model_family(digits, tmp_path, name, kwargs, fra
 def test_known_factors_add_disentanglement_to_report_and_sweep(tmp_path):
     from lucidae.datasets.shapes import make_shapes
     from lucidae.metrics import mig
-    from lucidae.report.sweep import write_sweep_page
 
     ds = make_shapes(400, image_size=16, random_state=0)
     est = AutoEncoder(hidden_dims=(), latent_dim=3, epochs=1, verbose=0, random_state=0)
@@ -382,6 +381,17 @@ def test_known_factors_add_disentanglement_to_report_and_sweep(tmp_path):
     assert 'id="plot-mig"' in sweep_html and "MIG is not plotted" not in sweep_html
     doc = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert ["mig" in r.get("pareto", []) for r in doc["runs"]] == [True, True, False]  # r2 is dominated by r1
+
+
+def test_sweep_counts_a_vaes_collapsed_latents_beside_the_dead_ones(tmp_path):
+    rows = [
+        {"name": f"r{i}", "levers": {"beta": b}, "status": "trained", "fit_seconds": 1.0, "fvu": f, "l0": 3.0,
+         "near_zero_weights": 0.0, "mig": None, "dead_latents": 0, "collapsed_latents": c, "warnings": []}
+        for i, (b, f, c) in enumerate([(1.0, 0.3, 0), (6.0, 1.0, 10)])
+    ]  # fmt: skip
+    html = write_sweep_page(tmp_path / "sweep", rows, [], title="betas").read_text()
+    cells = re.findall(r'<td class="num">([^<]*collapsed[^<]*)</td>', html)
+    assert cells == ["0, 10 collapsed"]
 
 
 # ----------------------------------------------------------------- generation

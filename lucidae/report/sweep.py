@@ -369,6 +369,7 @@ def run_sweep(
                 "near_zero_weights": m.get("near_zero_weights"),
                 "mig": m.get("mig"),
                 "dead_latents": m.get("n_dead"),
+                "collapsed_latents": m.get("n_collapsed"),  # VAE runs only
                 "warnings": [w["title"] for w in doc.get("warnings", [])],
             }
         )
@@ -447,7 +448,9 @@ def write_sweep_page(out: Path, rows: list[dict[str, Any]], skipped: list[str], 
                 "levers": ", ".join(f"{k}={v}" for k, v in r["levers"].items()),
                 "fvu": "n/a" if r["fvu"] is None else f"{r['fvu']:.4f}",
                 "cells": ["n/a" if r.get(k) is None else f"{r[k]:.3g}" for k in measures],
-                "dead": r.get("dead_latents"),
+                "dead": r.get("dead_latents")
+                if not r.get("collapsed_latents")
+                else f"{r.get('dead_latents')}, {r['collapsed_latents']} collapsed",
                 "pareto": ", ".join(k for k in measures if fronts[k][i]) or "",
                 "seconds": f"{r.get('fit_seconds') or 0:.1f}",
             }
