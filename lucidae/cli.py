@@ -468,9 +468,7 @@ def reconstruct(
 
 @app.command()
 def prune(
-    run_dir: Annotated[
-        Path, typer.Argument(help="A dense, linear, sparse (SAE) or VAE model folder written by `lucidae train`.")
-    ],
+    run_dir: Annotated[Path, typer.Argument(help="A model folder written by `lucidae train` (any family).")],
     out: Annotated[Path, typer.Option(help="Folder to write the pruned model to.")],
     amount: Annotated[float, typer.Option(help="Share of weights to set to zero, smallest magnitudes first.")] = 0.5,
     scope: Annotated[

@@ -2,7 +2,7 @@
 
 A smaller model is easier to read: fewer connections per latent, fewer latents, fewer hidden
 units. :func:`prune`
-takes a fitted dense, linear, sparse (SAE) or VAE estimator and returns a new, smaller one together
+takes any fitted lucidae estimator (dense, linear, sparse, VAE, convolutional) and returns a new, smaller one together
 with the fraction of variance unexplained (FVU, see :func:`lucidae.metrics.fvu`) before and
 after, so the price of each simplification is on the table.
 
@@ -35,6 +35,8 @@ Two steps, in this order:
    mean and log-variance rows leave the encoder and their mean's average is folded into
    the decoder's first bias. Unlike the other removals this one is not exact: what little
    the collapsed latents still carried is lost, and the reported FVU says how little.
+   A convolutional autoencoder loses its constant latents the same way, exactly; its
+   convolution channels are not removed.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from torch import Tensor, nn
 from lucidae.errors import ConfigError, DataError
 from lucidae.metrics import fvu
 from lucidae.models import build_model
+from lucidae.models.conv import ConvolutionalAutoEncoder
 from lucidae.models.dense import DenseAutoEncoder, TiedLinear, weight_matrices
 from lucidae.models.sparse import SAE
 from lucidae.models.vae import VariationalAutoEncoder
@@ -102,7 +105,7 @@ def own_weights(module: nn.Module) -> list[Tensor]:
     """
     if isinstance(module, SAE):
         return [module.encoder.weight, module.decoder.weight]
-    if isinstance(module, VariationalAutoEncoder):
+    if isinstance(module, (VariationalAutoEncoder, ConvolutionalAutoEncoder)):
         kinds = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
         return [m.weight for m in module.modules() if isinstance(m, kinds)]
     return [w for w in weight_matrices(module.encoder) + weight_matrices(module.decoder) if isinstance(w, nn.Parameter)]
@@ -418,8 +421,9 @@ def drop_sae_latents(module: SAE, remove: np.ndarray, values: np.ndarray) -> SAE
     return small.to(device).eval()
 
 
-def _code_layers(module: VariationalAutoEncoder) -> tuple[str, nn.Linear, str, nn.Linear]:
-    """Names and layers of a VAE's encoder output (mean rows, then log-variance rows) and decoder input."""
+def _code_layers(module: nn.Module) -> tuple[str, nn.Linear, str, nn.Linear]:
+    """Names and layers of the encoder's last linear layer (for a VAE: mean rows, then log-variance rows)
+    and the decoder's first."""
     enc = [(f"encoder.{n}", m) for n, m in module.encoder.named_modules() if isinstance(m, nn.Linear)][-1]
     dec = [(f"decoder.{n}", m) for n, m in module.decoder.named_modules() if isinstance(m, nn.Linear)][0]
     return enc[0], enc[1], dec[0], dec[1]
@@ -452,19 +456,20 @@ def vae_collapsed_latents(
 
 
 @torch.no_grad()
-def drop_vae_latents(module: VariationalAutoEncoder, remove: np.ndarray, values: np.ndarray) -> VariationalAutoEncoder:
-    """A new VAE without the latents ``remove``; each one's code is replaced by its constant in ``values``.
+def drop_code_latents(module: nn.Module, remove: np.ndarray, values: np.ndarray) -> nn.Module:
+    """A new VAE or convolutional autoencoder without the latents ``remove``, each replaced by ``values``.
 
-    The encoder loses those latents' mean and log-variance rows, the decoder their
-    columns, and ``values @`` those columns joins the decoder's first bias, so decoding is
-    unchanged wherever the removed latents' posterior means equal ``values``.
+    The encoder's last linear layer loses those latents' rows (a VAE's mean and
+    log-variance rows), the decoder's first linear layer their columns, and ``values @``
+    those columns joins that layer's bias, so decoding is unchanged wherever the removed
+    latents (a VAE's posterior means) equal ``values``.
 
     Examples
     --------
     >>> import numpy as np, torch
     >>> from lucidae.config import ModelConfig
     >>> vae = VariationalAutoEncoder(ModelConfig(model="vae", input_dim=6, hidden_dims=(4,), latent_dim=3)).eval()
-    >>> small = drop_vae_latents(vae, np.array([1]), np.array([0.5]))
+    >>> small = drop_code_latents(vae, np.array([1]), np.array([0.5]))
     >>> z = torch.tensor([[0.2, 0.5, -1.0]])
     >>> small.latent_dim, bool(torch.allclose(small.decode(z[:, [0, 2]]), vae.decode(z)))
     (2, True)
@@ -475,7 +480,8 @@ def drop_vae_latents(module: VariationalAutoEncoder, remove: np.ndarray, values:
         raise ConfigError("Removing every latent would leave an empty code; keep at least one.")
     enc_key, enc, dec_key, dec = _code_layers(module)
     device = dec.weight.device
-    rows = torch.as_tensor(np.concatenate([keep, keep + latent]), device=device)  # means, then log-variances
+    paired = isinstance(module, VariationalAutoEncoder)
+    rows = torch.as_tensor(np.concatenate([keep, keep + latent]) if paired else keep, device=device)
     keep_t = torch.as_tensor(keep, device=device)
     state = {k: v.clone() for k, v in module.state_dict().items()}
     state[f"{enc_key}.weight"] = enc.weight[rows].clone()
@@ -487,7 +493,8 @@ def drop_vae_latents(module: VariationalAutoEncoder, remove: np.ndarray, values:
     with seeded(0):
         small = build_model(replace(module.cfg, latent_dim=int(len(keep))))
     small.load_state_dict(state)
-    small.dataset_size = module.dataset_size
+    if paired:
+        small.dataset_size = module.dataset_size
     return small.to(device).eval()
 
 
@@ -528,8 +535,9 @@ def prune(
 
     Parameters
     ----------
-    estimator : AutoEncoder, LinearAutoEncoder, SparseAutoEncoder, TopKAutoEncoder, VAE or BetaTCVAE
-        A fitted estimator; it is not modified.
+    estimator : fitted lucidae estimator
+        AutoEncoder, LinearAutoEncoder, SparseAutoEncoder, TopKAutoEncoder, VAE, BetaTCVAE
+        or ConvAutoEncoder; it is not modified.
     X : array-like of shape (n_samples, n_features)
         Data to measure fidelity on and to find dead latents with (normally the
         training data: a latent dead there is never used).
@@ -540,7 +548,8 @@ def prune(
     remove_dead : bool, default=True
         Remove latents and hidden units that are constant on ``X`` (after weight pruning);
         a tied model loses latents only; a TopK model loses the latents that are never
-        among a sample's ``k`` winners; a VAE loses the latents collapsed to the prior.
+        among a sample's ``k`` winners; a VAE loses the latents collapsed to the prior; a
+        convolutional model loses constant latents, not channels.
     atol : float, default=0.0
         A unit counts as constant when its range on ``X`` is at most this (not used for TopK and VAEs).
 
@@ -553,8 +562,8 @@ def prune(
     Raises
     ------
     ConfigError
-        For an ``amount`` outside [0, 1], an unknown ``scope``, or an estimator of a
-        family other than dense, linear, sparse and VAE (the plain convolutional autoencoder).
+        For an ``amount`` outside [0, 1], an unknown ``scope``, or an estimator whose
+        module is not one of lucidae's.
 
     Examples
     --------
@@ -581,11 +590,10 @@ def prune(
 
     check_is_fitted(estimator, "module_")
     module = estimator.module_
-    if not isinstance(module, (DenseAutoEncoder, SAE, VariationalAutoEncoder)):
+    if not isinstance(module, (DenseAutoEncoder, SAE, VariationalAutoEncoder, ConvolutionalAutoEncoder)):
         raise ConfigError(
-            f"prune works on the dense, linear, sparse and VAE families, got a {type(module).__name__} "
-            f"(model={estimator.model_config_.model!r}). Train an AutoEncoder, LinearAutoEncoder, "
-            "SparseAutoEncoder, TopKAutoEncoder, VAE or BetaTCVAE to prune it."
+            f"prune works on lucidae's model families, got a {type(module).__name__} "
+            f"(model={estimator.model_config_.model!r}). Train one of lucidae's estimators to prune it."
         )
     ok = isinstance(amount, (int, float)) and not isinstance(amount, bool) and 0.0 <= amount <= 1.0
     if not ok:
@@ -619,7 +627,16 @@ def prune(
                 dead = np.delete(dead, np.argmax(variances[dead]))
             if len(dead):
                 removed_per_position[code] = dead
-                pruned = drop_vae_latents(pruned, dead, means[dead])
+                pruned = drop_code_latents(pruned, dead, means[dead])
+        elif isinstance(pruned, ConvolutionalAutoEncoder):
+            with torch.no_grad():
+                Z = torch.cat([pruned.encode(X_t[s : s + 4096]) for s in range(0, len(X_t), 4096)])  # (n, latent)
+            dead = constant_latents(Z.cpu().numpy(), atol)
+            if len(dead) == pruned.latent_dim:  # the whole code is constant: one latent carries that on
+                dead = dead[1:]
+            if len(dead):
+                removed_per_position[code] = dead
+                pruned = drop_code_latents(pruned, dead, Z[0, dead].double().cpu().numpy())
         else:
             pruned, removed_per_position = _remove_dead_dense(pruned, X_t, atol)
     removed = removed_per_position.get(code, np.array([], dtype=np.int64))

@@ -1,5 +1,6 @@
 """The dense-family levers: linear (PCA) model, tied weights, weight penalties, denoising, pruning."""
 
+import copy
 import inspect
 import json
 
@@ -464,12 +465,10 @@ def test_prune_refuses_bad_arguments(digits, small_ae):
         prune(small_ae, digits.X, amount=1.5)
     with pytest.raises(ConfigError, match="scope='row'"):
         prune(small_ae, digits.X, scope="row")
-    from lucidae import ConvAutoEncoder
-
-    conv = ConvAutoEncoder(conv_channels=(4,), latent_dim=2, epochs=1, verbose=0, random_state=0)
-    conv.fit(digits.X[:200], image_shape=(8, 8))
-    with pytest.raises(ConfigError, match="ConvolutionalAutoEncoder.*model='conv'"):
-        prune(conv, digits.X)
+    odd = copy.copy(small_ae)
+    odd.module_ = torch.nn.Sequential(torch.nn.Linear(64, 64))  # a module lucidae did not build
+    with pytest.raises(ConfigError, match="got a Sequential"):
+        prune(odd, digits.X)
 
 
 # --------------------------------------------------------------------------- save / load and CLI

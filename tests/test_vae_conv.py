@@ -369,3 +369,28 @@ def test_prune_keeps_one_latent_of_a_wholly_collapsed_conv_vae(shapes16):
     assert result.latent_dim_after == 1 and int(np.argmax(variance)) not in result.removed_latents
     assert result.estimator.reconstruct(shapes16.X[:5]).shape == (5, 256)
     assert result.fvu_after == pytest.approx(result.fvu_before, abs=0.01)
+
+
+def test_prune_removes_a_conv_autoencoders_constant_latents_exactly(shapes16, tmp_path):
+    from lucidae.prune import count_nonzero_weights, own_weights, prune
+
+    X = shapes16.X[:600]
+    est = ConvAutoEncoder(conv_channels=(4, 8), hidden_dims=(32,), latent_dim=4, latent_activation="linear",
+                          epochs=1, **_quiet()).fit(X, image_shape=shapes16.image_shape)  # fmt: skip
+    last = est.module_.encoder.dense[-2]  # the Linear that produces the code
+    with torch.no_grad():  # latent 2 is now the constant 0.3, whatever the image
+        last.weight[2] = 0.0
+        last.bias[2] = 0.3
+    Z = est.transform(X)
+    result = prune(est, X, amount=0.0)
+    assert result.removed_latents == (2,) and result.latent_dim_after == 3
+    np.testing.assert_allclose(result.estimator.transform(X), Z[:, [0, 1, 3]], atol=1e-6)
+    np.testing.assert_allclose(result.estimator.reconstruct(X), est.reconstruct(X), atol=1e-5)
+    loaded = load(result.estimator.save(tmp_path / "pruned"))
+    np.testing.assert_array_equal(loaded.reconstruct(X[:20]), result.estimator.reconstruct(X[:20]))
+    # magnitude pruning reaches the convolution kernels too
+    size = sum(w.numel() for w in own_weights(est.module_))  # kernels and matrices
+    assert size > sum(m.weight.numel() for m in est.module_.modules() if isinstance(m, torch.nn.Linear))
+    half = prune(est, X, amount=0.5, remove_dead=False)
+    assert half.nonzero_weights_before == count_nonzero_weights(est.module_) == size - 32  # latent 2's row
+    assert half.nonzero_weights_after == size - round(0.5 * size)
