@@ -1416,7 +1416,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
     --------
     >>> from lucidae.datasets import load_digits
     >>> X = load_digits().X
-    >>> vae = VAE(latent_dim=4, beta=1.0, epochs=2, verbose=0, random_state=0).fit(X)
+    >>> vae = VAE(latent_dim=4, hidden_dims=(32,), beta=1.0, lr=1e-2, epochs=10, verbose=0, random_state=0).fit(X)
     >>> vae.transform(X[:3]).shape, vae.sample(5, random_state=0).shape
     ((3, 4), (5, 64))
     """
@@ -1514,7 +1514,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         Examples
         --------
         >>> from lucidae.datasets import load_digits
-        >>> vae = VAE(latent_dim=2, epochs=1, verbose=0).fit(load_digits().X)
+        >>> vae = VAE(latent_dim=2, hidden_dims=(32,), beta=1.0, lr=1e-2, epochs=5, verbose=0).fit(load_digits().X)
         >>> vae.sample(3, random_state=0).shape
         (3, 64)
         """
@@ -1545,7 +1545,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         --------
         >>> from lucidae.datasets import load_digits
         >>> X = load_digits().X
-        >>> vae = VAE(latent_dim=2, epochs=1, verbose=0).fit(X)
+        >>> vae = VAE(latent_dim=2, hidden_dims=(32,), beta=1.0, lr=1e-2, epochs=5, verbose=0).fit(X)
         >>> vae.interpolate(X[0], X[1], steps=5).shape
         (5, 64)
         """
@@ -1597,8 +1597,8 @@ class BetaTCVAE(VAE):
     Examples
     --------
     >>> from lucidae.datasets import load_digits
-    >>> X = load_digits().X[:256]
-    >>> tc = BetaTCVAE(latent_dim=4, hidden_dims=(16,), epochs=1, verbose=0, random_state=0).fit(X)
+    >>> X = load_digits().X
+    >>> tc = BetaTCVAE(latent_dim=4, hidden_dims=(32,), lr=1e-2, epochs=10, n_init=1, verbose=0, random_state=0).fit(X)
     >>> sorted(k for k in tc.history_.records[-1] if k in ("kl", "mi", "tc", "dim_kl"))
     ['dim_kl', 'kl', 'mi', 'tc']
     """

@@ -74,7 +74,8 @@ def samples(estimator: Any, n: int = 16, *, random_state: int | None = None) -> 
     >>> from lucidae.estimators import VAE
     >>> from lucidae.datasets import load_digits
     >>> ds = load_digits()
-    >>> vae = VAE(latent_dim=4, epochs=2, verbose=0, random_state=0).fit(ds.X, image_shape=ds.image_shape)
+    >>> vae = VAE(latent_dim=4, hidden_dims=(32,), beta=1.0, lr=1e-2, epochs=10, verbose=0, random_state=0)
+    >>> vae = vae.fit(ds.X, image_shape=ds.image_shape)
     >>> samples(vae, 6, random_state=0).shape
     (6, 8, 8)
     """
