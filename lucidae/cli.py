@@ -507,7 +507,7 @@ def _detector_info(run_dir: Path, as_json: bool) -> None:
     except LucidaeError as err:
         raise _fail(err) from err
     inner, cfg = det.estimator_, det.estimator_.model_config_
-    arch = "-".join(str(d) for d in cfg.widths())
+    arch = "-".join(cfg.layer_shapes())
     summary = {
         "estimator": "AnomalyDetector",
         "contamination": det.contamination,
@@ -614,7 +614,7 @@ def info(
         typer.echo(json.dumps(summary, indent=2))
         return
     cfg = est.model_config_
-    arch = "-".join(str(d) for d in cfg.widths())
+    arch = "-".join(cfg.layer_shapes())
     lines = [
         f"{summary['estimator']} ({cfg.model}) {arch}, {n_params:,} parameters",
         f"activations: hidden {cfg.activation}, latent {cfg.latent_activation}, output {cfg.output_activation}",

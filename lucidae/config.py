@@ -344,6 +344,33 @@ class ModelConfig(_Config):
         """
         return (self.input_dim, *self.hidden_dims, self.latent_dim, *self.decoder_dims(), self.input_dim)
 
+    def layer_shapes(self) -> tuple[str, ...]:
+        """Every layer's output as a person reads it, input to reconstruction: widths, and CxHxW for feature maps.
+
+        For a dense model these are :meth:`widths`; a convolutional one (``model="conv"`` or
+        ``architecture="conv"``) starts with its feature maps, each convolution halving the
+        height and width, and its decoder mirrors them.
+
+        Examples
+        --------
+        >>> ModelConfig(input_dim=5, hidden_dims=(4,), latent_dim=3).layer_shapes()
+        ('5', '4', '3', '4', '5')
+        >>> cfg = ModelConfig(model="conv", input_dim=256, image_shape=(16, 16), conv_channels=(8, 16),
+        ...                   hidden_dims=(128,), latent_dim=32)
+        >>> "-".join(cfg.layer_shapes())
+        '1x16x16-8x8x8-16x4x4-128-32-128-16x4x4-8x8x8-1x16x16'
+        """
+        conv = self.model == "conv" or self.architecture == "conv"
+        if not conv or len(self.image_shape) not in (2, 3):
+            return tuple(str(w) for w in self.widths())
+        c, h, w = (1, *self.image_shape) if len(self.image_shape) == 2 else self.image_shape
+        maps = [f"{c}x{h}x{w}"]
+        for channels in self.conv_channels:
+            h, w = h // 2, w // 2
+            maps.append(f"{channels}x{h}x{w}")
+        dense = (*self.hidden_dims, self.latent_dim, *self.hidden_dims[::-1])
+        return (*maps, *(str(d) for d in dense), *maps[::-1])
+
     def _validate_decoder_hidden_dims(self) -> None:
         dims = self.decoder_hidden_dims
         if dims is None:

@@ -342,7 +342,11 @@ def test_sweep_reuses_finished_runs(tiny_sweep):
         ("SparseAutoEncoder", {}, "AutoEncoder (model family 'sparse')"),
         ("TopKAutoEncoder", {"k": 2}, "TopK keeps k=2 latents"),
         ("VAE", {"hidden_dims": (16,)}, "(model family 'vae')"),
-        ("ConvAutoEncoder", {"conv_channels": (4, 8), "hidden_dims": ()}, "convolutions with channels (4, 8)"),
+        (
+            "ConvAutoEncoder",
+            {"conv_channels": (4, 8), "hidden_dims": ()},
+            "1x8x8-4x4x4-8x2x2-4-8x2x2-4x4x4-1x8x8 (4x4 stride-2",
+        ),
     ],
 )
 def test_report_works_for_every_model_family(digits, tmp_path, name, kwargs, fragment):

@@ -273,6 +273,9 @@ def test_cli_trains_each_family(model, extra, tmp_path, shapes16):
     assert math.isfinite(record["metrics"]["test_fvu"])
     if model != "conv":
         assert "kl" in est.history_.records[0]
+    info = runner.invoke(app, ["info", str(out)])  # the architecture as the layers' outputs, maps included
+    shapes = "256-32-4-32-256" if model == "vae" else "1x16x16-8x8x8-8x4x4-32-4-32-8x4x4-8x8x8-1x16x16"
+    assert info.exit_code == 0 and f"({model}) {shapes}," in info.output, info.output
 
 
 # ---------------------------------------------------------------- disentanglement

@@ -78,10 +78,9 @@ def _finite_or_none(value: float | None) -> float | None:
 
 def _architecture(est: Any) -> str:
     cfg = est.model_config_
-    text = "-".join(str(d) for d in cfg.widths())
+    text = "-".join(cfg.layer_shapes())
     if cfg.model == "conv" or getattr(cfg, "architecture", "dense") == "conv":
-        channels = ", ".join(str(c) for c in getattr(cfg, "conv_channels", ()))
-        text = f"convolutions with channels ({channels}), then dense {text} (mirrored in the decoder)"
+        text += " (4x4 stride-2 convolutions to each CxHxW feature map, dense layers around the code)"
     if cfg.model == "topk":
         text += f"; TopK keeps k={cfg.k} latents per sample"
     return text
