@@ -494,7 +494,8 @@ def prune(
         f"FVU {result.fvu_before:.4f} -> {result.fvu_after:.4f}; non-zero weights "
         f"{result.nonzero_weights_before:,} -> {result.nonzero_weights_after:,}; latents "
         f"{result.latent_dim_before} -> {result.latent_dim_after}; layers "
-        f"{'-'.join(map(str, result.widths_before))} -> {'-'.join(map(str, result.widths_after))}; saved to {path}"
+        f"{'-'.join(est.model_config_.layer_shapes())} -> {'-'.join(result.estimator.model_config_.layer_shapes())}; "
+        f"saved to {path}"
     )
 
 
