@@ -41,6 +41,9 @@ from lucidae.validation import (
 ESTIMATORS: dict[str, type[BaseAutoEncoder]] = {}
 """Estimator class name to class, filled by ``__init_subclass__``; used by :func:`load`."""
 
+DEFAULT_BETA, DEFAULT_BETA_FEATURES = 6.0, 256
+"""The VAEs' default ``beta`` and the feature count of the images it was chosen on (docs/readme/vae.md)."""
+
 COLLAPSE_CHECK_ROWS = 4096
 """Training rows on which a fitted VAE is checked for a wholly collapsed code (a warning, not an error)."""
 
@@ -1426,7 +1429,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
     def __init__(
         self,
         *,
-        beta: float = 6.0,
+        beta: float = DEFAULT_BETA,
         likelihood: str = "bernoulli",
         architecture: str = "dense",
         image_shape: tuple[int, ...] = (),
@@ -1487,11 +1490,20 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         rows.sort()
         Z = self._run(lambda xb: self.module_.encode(xb), np.asarray(Xs[rows], dtype=np.float32))  # (rows, latent)
         if len(Z) >= 2 and len(collapsed_latents(Z)) == Z.shape[1]:
+            # the reconstruction term is a sum over features, the KL one is not: the beta that balances
+            # them scales with the feature count (Higgins et al. 2017's normalised beta)
+            scaled = DEFAULT_BETA * self.n_features_in_ / DEFAULT_BETA_FEATURES
+            hint = (
+                f" The default beta={DEFAULT_BETA:g} was chosen on {DEFAULT_BETA_FEATURES}-pixel images; "
+                f"for {self.n_features_in_} features that suggests about beta={scaled:.2g}."
+                if scaled < 0.75 * self.beta
+                else ""
+            )
             warnings.warn(
                 f"Every one of the {Z.shape[1]} latents collapsed to the prior: their posterior means vary by "
                 f"less than {COLLAPSE_VARIANCE:g} (variance) over {len(Z)} training samples, so the code carries "
                 "nothing and every reconstruction is close to the average sample. The KL term outweighs the "
-                f"reconstruction here: lower beta (now {self.beta:g}; 1 is the plain VAE) or train longer.",
+                f"reconstruction here: lower beta (now {self.beta:g}; 1 is the plain VAE) or train longer." + hint,
                 UserWarning,
                 stacklevel=4,  # the caller of fit, through _ImageEstimator.fit,
             )
@@ -1608,7 +1620,7 @@ class BetaTCVAE(VAE):
     def __init__(
         self,
         *,
-        beta: float = 6.0,
+        beta: float = DEFAULT_BETA,
         likelihood: str = "bernoulli",
         architecture: str = "dense",
         image_shape: tuple[int, ...] = (),
