@@ -303,6 +303,7 @@ def tiny_sweep(tmp_path_factory):
         l1_coefficients=(),
         topk_ks=(2,),
         betas=(),
+        prune_amounts=(0.5,),
         epochs=2,
         max_latents=2,
     )
@@ -315,8 +316,8 @@ def test_sweep_page_links_every_run(tiny_sweep):
     _, out, page, lines = tiny_sweep
     html = page.read_text()
     doc = json.loads((out / "sweep.json").read_text())
-    assert len(doc["runs"]) == 6  # 2 sizes x (relu, linear) + topk k=2 for both sizes
-    assert lines[0].startswith("[1/6]") and "trained" in lines[0]
+    assert len(doc["runs"]) == 8  # 2 sizes x (relu, linear) + topk k=2 for both sizes + the relu ones pruned
+    assert lines[0].startswith("[1/8]") and "trained" in lines[0]
     hrefs = set(re.findall(r'href="([^"]+)"', html))
     for run in doc["runs"]:
         assert f"{run['name']}/report.html" in hrefs
@@ -332,8 +333,31 @@ def test_sweep_reuses_finished_runs(tiny_sweep):
     mtimes = {r["name"]: (out / r["name"] / "model.safetensors").stat().st_mtime_ns for r in doc["runs"]}
     lines: list[str] = []
     run_sweep(cfg, out, log=lines.append)
-    assert len(lines) == 6 and all(": reused" in line for line in lines)
+    assert len(lines) == 8 and all(": reused" in line for line in lines)
     assert mtimes == {n: (out / n / "model.safetensors").stat().st_mtime_ns for n in mtimes}
+
+
+def test_sweep_prunes_each_relu_run_into_a_point_of_its_own(tiny_sweep, digits):
+    from lucidae.prune import count_nonzero_weights, prune
+
+    _, out, page, lines = tiny_sweep
+    runs = {r["name"]: r for r in json.loads((out / "sweep.json").read_text())["runs"]}
+    pruned = [name for name, r in runs.items() if "prune" in r["levers"]]
+    assert len(pruned) == 2 and sum(": pruned in" in line for line in lines) == 2
+    for name in pruned:
+        parent = name.removesuffix("-prune0.5")
+        assert (
+            runs[name]["levers"] == {**runs[parent]["levers"], "prune": 0.5} and runs[parent]["levers"]["act"] == "relu"
+        )
+        # the same held-out samples as the run it came from, and the model prune makes from the training rows
+        record = json.loads((out / name / "run.json").read_text())
+        assert record == json.loads((out / parent / "run.json").read_text())
+        train = np.setdiff1d(np.arange(len(digits.X)), record["test_indices"])
+        expected = prune(load(out / parent), digits.X[train], amount=0.5).estimator
+        np.testing.assert_array_equal(load(out / name).transform(digits.X[:50]), expected.transform(digits.X[:50]))
+        assert count_nonzero_weights(load(out / name).module_) < count_nonzero_weights(load(out / parent).module_)
+        assert runs[name]["near_zero_weights"] > runs[parent]["near_zero_weights"]
+        assert f'href="{name}/report.html"' in page.read_text()
 
 
 @pytest.mark.parametrize(

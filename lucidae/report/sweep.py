@@ -14,7 +14,11 @@ The grid
 * regularisation and sparsity, each for every latent size at the first depth and width
   with ReLU: weight decay (``weight_decays``), the "sparse" family's L1 penalty on the
   code (``l1_coefficients``), the "topk" family's ``k`` (``topk_ks``) and the "vae"
-  family's ``beta`` (``betas``).
+  family's ``beta`` (``betas``);
+* pruning: every ReLU architecture run is also pruned at each of ``prune_amounts``
+  (:func:`lucidae.prune.prune` on its training rows: that share of weights zeroed and
+  the units left constant removed), and each pruned model is a point of its own, with
+  its own folder and report, measured on the same held-out samples.
 
 Points whose model family is not installed, or whose settings are invalid (a TopK ``k``
 above the code size), are skipped and listed on the page.
@@ -79,6 +83,9 @@ class SweepConfig(_Config):
     """Active latents per sample to try with the "topk" family (values above a code size are skipped)."""
     betas: tuple[float, ...] = (1.0, 4.0)
     """KL weights to try with the "vae" family (1: plain VAE; above 1: beta-VAE)."""
+    prune_amounts: tuple[float, ...] = (0.5, 0.9)
+    """Shares of weights to prune from every ReLU architecture run, each pruned model a point of
+    its own (dead units are removed too); empty: no pruning."""
     epochs: int = 40
     """Training epochs of every run (small, so the grid finishes quickly)."""
     test_fraction: float = 0.2
@@ -105,6 +112,8 @@ class SweepConfig(_Config):
         for name in ("weight_decays", "l1_coefficients", "betas"):
             for v in getattr(self, name):
                 _finite(name, v, 0.0, 1e4)
+        for v in self.prune_amounts:
+            _finite("prune_amounts", v, 0.0, 1.0)
         _positive_int("epochs", self.epochs)
         _finite("test_fraction", self.test_fraction, 0.0, 0.9, low_open=True)
         _positive_int("random_state", self.random_state, minimum=0)
@@ -330,22 +339,26 @@ def run_sweep(
     for line in skipped:
         log(f"skipped: {line}")
     rows: list[dict[str, Any]] = []
-    total = len(points)
-    for number, point in enumerate(points, start=1):
-        run_dir = out / point.name
-        prefix = f"[{number}/{total}] {point.name}"
+    pruned_per_point = [cfg.prune_amounts if _prunable(point) else () for point in points]
+    total = len(points) + sum(len(a) for a in pruned_per_point)
+    number = 0
+
+    def measure(
+        name: str, levers: dict[str, Any], run_dir: Path, make: Callable[[], None], fresh: bool, made: str
+    ) -> bool:
+        """Make the run (unless it is there and not ``fresh``), report it and add its row; False if it failed."""
+        nonlocal number
+        number += 1
+        prefix = f"[{number}/{total}] {name}"
         start = time.perf_counter()
         status = "reused"
         try:
-            if not ((run_dir / "model.safetensors").is_file() and (run_dir / "run.json").is_file()):
-                # the sweep's own axes hold even where a family has other defaults
-                axes = {"latent_dim", "hidden_dims", "activation", "latent_activation", "epochs", *point.levers}
-                est = estimator_from_configs(point.model, point.train, data_cfg, explicit=axes)
-                fit_run(est, dataset, data_cfg, run_dir, seed=cfg.random_state, quiet=True)
-                status = "trained"
+            if fresh or not ((run_dir / "model.safetensors").is_file() and (run_dir / "run.json").is_file()):
+                make()
+                status = made
             metrics_path = run_dir / METRICS_FILE
             if (
-                status == "trained"
+                status == made
                 or not metrics_path.is_file()
                 or not (run_dir / REPORT_FILE).is_file()
                 or metrics_path.stat().st_mtime < (run_dir / "model.safetensors").stat().st_mtime
@@ -354,14 +367,14 @@ def run_sweep(
             doc = json.loads(metrics_path.read_text(encoding="utf-8"))
         except LucidaeError as err:
             log(f"{prefix}: failed: {err}")
-            skipped.append(f"{point.name}: training or reporting failed: {err}")
-            continue
+            skipped.append(f"{name}: training or reporting failed: {err}")
+            return False
         m = doc.get("metrics", {})
         seconds = json.loads((run_dir / "config.json").read_text(encoding="utf-8")).get("fit_seconds", 0.0)
         rows.append(
             {
-                "name": point.name,
-                "levers": point.levers,
+                "name": name,
+                "levers": levers,
                 "status": status,
                 "fit_seconds": seconds,
                 "fvu": m.get("fvu"),
@@ -375,7 +388,53 @@ def run_sweep(
         )
         fvu_text = "n/a" if m.get("fvu") is None else f"{m['fvu']:.4f}"
         log(f"{prefix}: {status} in {time.perf_counter() - start:.1f} s, held-out FVU {fvu_text}, L0 {m.get('l0'):.2f}")
+        return True
+
+    for point, amounts in zip(points, pruned_per_point):
+        run_dir = out / point.name
+
+        def train(point: GridPoint = point, run_dir: Path = run_dir) -> None:
+            # the sweep's own axes hold even where a family has other defaults
+            axes = {"latent_dim", "hidden_dims", "activation", "latent_activation", "epochs", *point.levers}
+            est = estimator_from_configs(point.model, point.train, data_cfg, explicit=axes)
+            fit_run(est, dataset, data_cfg, run_dir, seed=cfg.random_state, quiet=True)
+
+        if not measure(point.name, point.levers, run_dir, train, fresh=False, made="trained"):
+            continue
+        for amount in amounts:
+            name = f"{point.name}-prune{amount:g}"
+            pruned = out / name / "model.safetensors"
+            # a parent trained again since its pruned copy was made is pruned again
+            stale = pruned.is_file() and pruned.stat().st_mtime < (run_dir / "model.safetensors").stat().st_mtime
+            measure(
+                name,
+                {**point.levers, "prune": amount},
+                out / name,
+                lambda amount=amount, name=name, run_dir=run_dir: _prune_run(run_dir, out / name, amount, dataset),
+                fresh=stale,
+                made="pruned",
+            )
     return write_sweep_page(out, rows, skipped, title=f"{dataset.name}, {len(rows)} runs")
+
+
+def _prunable(point: GridPoint) -> bool:
+    """Whether the sweep also prunes this point: the ReLU runs of the architecture grid."""
+    return point.model.model == "dense" and point.levers.get("act") == "relu"
+
+
+def _prune_run(parent: Path, run_dir: Path, amount: float, dataset: Any) -> None:
+    """Prune the model in ``parent`` on its training rows and save it, with the parent's split, in ``run_dir``."""
+    import shutil
+
+    from lucidae.estimators import load
+    from lucidae.io import read_run_record
+    from lucidae.prune import prune
+    from lucidae.report.build import RUN_FILE, _eval_split
+
+    _, train_rows, _ = _eval_split(read_run_record(parent), len(dataset.X))
+    result = prune(load(parent), np.asarray(dataset.X[train_rows]), amount=amount)
+    result.estimator.save(run_dir)
+    shutil.copy2(parent / RUN_FILE, run_dir / RUN_FILE)  # the same held-out samples
 
 
 def _cost(rows: list[dict[str, Any]], key: str, sign: int) -> np.ndarray:
