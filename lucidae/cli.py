@@ -480,13 +480,18 @@ def prune(
     data: Annotated[str, typer.Option(help="Dataset name or path to measure fidelity and find dead latents on.")] = (
         "digits"
     ),
+    fine_tune_epochs: Annotated[
+        int, typer.Option(help="Then train the pruned model this many epochs on the data, pruned weights held at 0.")
+    ] = 0,
 ) -> None:
     """Simplify a model: zero its smallest weights, drop its dead units, and report the fidelity cost."""
     from lucidae.prune import prune as prune_estimator
 
     try:
         est, ds = _load_model_and_data(run_dir, data)
-        result = prune_estimator(est, ds.X, amount=amount, scope=scope, remove_dead=remove_dead)
+        result = prune_estimator(
+            est, ds.X, amount=amount, scope=scope, remove_dead=remove_dead, fine_tune_epochs=fine_tune_epochs
+        )
         path = result.estimator.save(out)
     except LucidaeError as err:
         raise _fail(err) from err

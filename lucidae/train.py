@@ -619,6 +619,7 @@ def train(
     checkpoint_every: int = 1,
     resume: bool = False,
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+    warm_start: bool = False,
 ) -> History:
     """Train ``module`` in place to reconstruct ``X`` and return the history.
 
@@ -644,6 +645,10 @@ def train(
         on CPU the result is bit-identical to an uninterrupted run.
     on_epoch_end : callable, optional
         Called with each epoch's record after it is complete (and checkpointed).
+    warm_start : bool, default=False
+        Continue from the module's current weights (fine-tuning): the model's data-dependent
+        initialisation (``prepare``), which would move a trained model's biases, is skipped.
+        The optimiser still starts afresh.
 
     Returns
     -------
@@ -703,7 +708,7 @@ def train(
         # noise inside the model (dropout, sampling) draws from a stream the checkpoint can restore
         torch.manual_seed(seed ^ 0x5EED)
         module.to(device).train()
-        if saved is None and hasattr(module, "prepare"):
+        if saved is None and not warm_start and hasattr(module, "prepare"):
             module.prepare(data.prepare_sample())
         optimizer = make_optimizer(module, cfg)
         history = History()

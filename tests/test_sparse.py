@@ -293,6 +293,17 @@ def test_prune_zeroes_sae_weights_and_reports_the_cost(topk, dictionary):
     assert result.fvu_after > result.fvu_before
 
 
+def test_fine_tuning_a_pruned_sae_keeps_its_zeros_and_unit_atoms(topk, dictionary):
+    from lucidae.prune import prune
+
+    plain = prune(topk, dictionary.X, amount=0.5)
+    tuned = prune(topk, dictionary.X, amount=0.5, fine_tune_epochs=3)
+    w_plain, w_tuned = plain.estimator.module_.decoder.weight, tuned.estimator.module_.decoder.weight
+    assert torch.equal(w_plain == 0, w_tuned == 0) and not torch.equal(w_plain, w_tuned)
+    np.testing.assert_allclose(w_tuned.norm(dim=0).detach().numpy(), 1.0, atol=1e-5)  # the SAE's own step still runs
+    assert tuned.fvu_after < plain.fvu_after  # measured 0.247 -> 0.227 (0.220 after 10 epochs)
+
+
 def test_prune_a_topk_run_from_the_cli(topk, dictionary, tmp_path):
     from lucidae.cli import app
     from lucidae.prune import prune

@@ -222,3 +222,13 @@ def test_fast_fused_adam_step_is_bit_identical_to_optimizer_step(kind, extra):
     assert all(torch.equal(sa[k][n], sb[k][n]) for k in sa for n in sa[k])
     amsgrad = torch.optim.Adam(a.parameters(), amsgrad=True, fused=True)
     assert fused_adam_step(amsgrad) == amsgrad.step  # anything unusual keeps the optimiser's own step
+
+
+def test_warm_start_continues_from_the_weights_without_the_data_dependent_initialisation():
+    X = torch.rand(256, 16)
+    calls = []
+    for warm in (False, True):
+        model = build_model(ModelConfig(input_dim=16, hidden_dims=(8,), latent_dim=4))
+        model.prepare = lambda sample, warm=warm: calls.append(warm)  # a spy standing in for the method
+        train(model, X, TrainConfig(epochs=1, verbose=0, random_state=0), warm_start=warm)
+    assert calls == [False]  # prepare ran for the fresh start only
