@@ -82,6 +82,9 @@ def prune_sweep(X: np.ndarray) -> None:
         print(f"{name:10s} " + " ".join(f"{r.fvu_after:12.4f}" for r in results))
         # dead units (no live input left, or never active) removed from every layer
         print(f"{'  layers':10s} " + " ".join(f"{'-'.join(map(str, r.widths_after[1:-1])):>12s}" for r in results))
+        # prune-then-retrain: 10 more epochs with the pruned weights held at zero
+        tuned = [prune(ae, X, amount=a, fine_tune_epochs=10) for a in amounts]
+        print(f"{'  +10 ep.':10s} " + " ".join(f"{r.fvu_after:12.4f}" for r in tuned))
 
 
 def denoising(X: np.ndarray) -> None:
