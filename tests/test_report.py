@@ -304,6 +304,7 @@ def tiny_sweep(tmp_path_factory):
         topk_ks=(2,),
         betas=(),
         prune_amounts=(0.5,),
+        prune_fine_tune_epochs=2,
         epochs=2,
         max_latents=2,
     )
@@ -345,7 +346,8 @@ def test_sweep_prunes_each_relu_run_into_a_point_of_its_own(tiny_sweep, digits):
     pruned = [name for name, r in runs.items() if "prune" in r["levers"]]
     assert len(pruned) == 2 and sum(": pruned in" in line for line in lines) == 2
     for name in pruned:
-        parent = name.removesuffix("-prune0.5")
+        parent = name.removesuffix("-prune0.5-ft2")
+        assert parent != name
         assert (
             runs[name]["levers"] == {**runs[parent]["levers"], "prune": 0.5} and runs[parent]["levers"]["act"] == "relu"
         )
@@ -353,7 +355,7 @@ def test_sweep_prunes_each_relu_run_into_a_point_of_its_own(tiny_sweep, digits):
         record = json.loads((out / name / "run.json").read_text())
         assert record == json.loads((out / parent / "run.json").read_text())
         train = np.setdiff1d(np.arange(len(digits.X)), record["test_indices"])
-        expected = prune(load(out / parent), digits.X[train], amount=0.5).estimator
+        expected = prune(load(out / parent), digits.X[train], amount=0.5, fine_tune_epochs=2).estimator
         np.testing.assert_array_equal(load(out / name).transform(digits.X[:50]), expected.transform(digits.X[:50]))
         assert count_nonzero_weights(load(out / name).module_) < count_nonzero_weights(load(out / parent).module_)
         assert runs[name]["near_zero_weights"] > runs[parent]["near_zero_weights"]

@@ -16,9 +16,10 @@ The grid
   code (``l1_coefficients``), the "topk" family's ``k`` (``topk_ks``) and the "vae"
   family's ``beta`` (``betas``);
 * pruning: every ReLU architecture run is also pruned at each of ``prune_amounts``
-  (:func:`lucidae.prune.prune` on its training rows: that share of weights zeroed and
-  the units left constant removed), and each pruned model is a point of its own, with
-  its own folder and report, measured on the same held-out samples.
+  (:func:`lucidae.prune.prune` on its training rows: that share of weights zeroed, the
+  units left constant removed, then ``prune_fine_tune_epochs`` of training with the
+  pruned weights held at zero), and each pruned model is a point of its own, with its own
+  folder and report, measured on the same held-out samples.
 
 Points whose model family is not installed, or whose settings are invalid (a TopK ``k``
 above the code size), are skipped and listed on the page.
@@ -86,6 +87,8 @@ class SweepConfig(_Config):
     prune_amounts: tuple[float, ...] = (0.5, 0.9)
     """Shares of weights to prune from every ReLU architecture run, each pruned model a point of
     its own (dead units are removed too); empty: no pruning."""
+    prune_fine_tune_epochs: int = 10
+    """Epochs each pruned model trains on with its pruned weights held at zero (0: none)."""
     epochs: int = 40
     """Training epochs of every run (small, so the grid finishes quickly)."""
     test_fraction: float = 0.2
@@ -114,6 +117,7 @@ class SweepConfig(_Config):
                 _finite(name, v, 0.0, 1e4)
         for v in self.prune_amounts:
             _finite("prune_amounts", v, 0.0, 1.0)
+        _positive_int("prune_fine_tune_epochs", self.prune_fine_tune_epochs, minimum=0)
         _positive_int("epochs", self.epochs)
         _finite("test_fraction", self.test_fraction, 0.0, 0.9, low_open=True)
         _positive_int("random_state", self.random_state, minimum=0)
@@ -402,7 +406,8 @@ def run_sweep(
         if not measure(point.name, point.levers, run_dir, train, fresh=False, made="trained"):
             continue
         for amount in amounts:
-            name = f"{point.name}-prune{amount:g}"
+            tuned = cfg.prune_fine_tune_epochs
+            name = f"{point.name}-prune{amount:g}" + (f"-ft{tuned}" if tuned else "")
             pruned = out / name / "model.safetensors"
             # a parent trained again since its pruned copy was made is pruned again
             stale = pruned.is_file() and pruned.stat().st_mtime < (run_dir / "model.safetensors").stat().st_mtime
@@ -410,7 +415,9 @@ def run_sweep(
                 name,
                 {**point.levers, "prune": amount},
                 out / name,
-                lambda amount=amount, name=name, run_dir=run_dir: _prune_run(run_dir, out / name, amount, dataset),
+                lambda amount=amount, name=name, run_dir=run_dir: _prune_run(
+                    run_dir, out / name, amount, dataset, cfg.prune_fine_tune_epochs
+                ),
                 fresh=stale,
                 made="pruned",
             )
@@ -422,8 +429,8 @@ def _prunable(point: GridPoint) -> bool:
     return point.model.model == "dense" and point.levers.get("act") == "relu"
 
 
-def _prune_run(parent: Path, run_dir: Path, amount: float, dataset: Any) -> None:
-    """Prune the model in ``parent`` on its training rows and save it, with the parent's split, in ``run_dir``."""
+def _prune_run(parent: Path, run_dir: Path, amount: float, dataset: Any, fine_tune_epochs: int) -> None:
+    """Prune (and fine-tune) the model in ``parent`` on its training rows; save it with the parent's split."""
     import shutil
 
     from lucidae.estimators import load
@@ -432,7 +439,7 @@ def _prune_run(parent: Path, run_dir: Path, amount: float, dataset: Any) -> None
     from lucidae.report.build import RUN_FILE, _eval_split
 
     _, train_rows, _ = _eval_split(read_run_record(parent), len(dataset.X))
-    result = prune(load(parent), np.asarray(dataset.X[train_rows]), amount=amount)
+    result = prune(load(parent), np.asarray(dataset.X[train_rows]), amount=amount, fine_tune_epochs=fine_tune_epochs)
     result.estimator.save(run_dir)
     shutil.copy2(parent / RUN_FILE, run_dir / RUN_FILE)  # the same held-out samples
 
