@@ -442,20 +442,23 @@ class _MemoryData:
 class _StreamData:
     """Chunks of an on-disk array (:class:`lucidae.streaming.ChunkSource`), shuffled locally.
 
-    Every epoch the order of the training chunks is shuffled; :data:`SHUFFLE_CHUNKS` of
-    them at a time are read (in a background thread, while the previous buffer trains),
+    Every epoch the order of the training chunks is shuffled; :data:`SHUFFLE_CHUNKS` full
+    chunks' worth of them at a time are read (in a background thread, while the previous buffer trains),
     their rows shuffled together and fed in batches. Validation holds out whole chunks.
     With several processes each rank reads only its own chunks.
     """
 
     def __init__(self, source: Any, cfg: TrainConfig, gen: torch.Generator, me: World, device: torch.device):
-        from lucidae.streaming import SHUFFLE_CHUNKS
+        from lucidae.streaming import CHUNK_BYTES, SHUFFLE_CHUNKS
 
         self.source = source
         self.me = me
         self.device = device
         self.shuffle = cfg.shuffle
-        self.group = SHUFFLE_CHUNKS
+        # the shuffle buffer holds SHUFFLE_CHUNKS full chunks' worth of bytes: the smaller chunks of a
+        # small file are that many more per buffer, so a file under 128 MB is still shuffled as a whole
+        chunk_bytes = 4 * max(1, source.chunk_rows * source.n_features)
+        self.group = max(SHUFFLE_CHUNKS, SHUFFLE_CHUNKS * CHUNK_BYTES // chunk_bytes)
         self.batch = max(1, cfg.batch_size // me.size)
         chunks = torch.arange(source.n_chunks)
         # at least one chunk, so that a small validation_fraction is not silently rounded away

@@ -25,6 +25,7 @@ def small_chunks(monkeypatch):
     # digits as float32 rows of 64 features: 100 rows per chunk (18 chunks), buffers of 600 rows
     monkeypatch.setattr(streaming, "CHUNK_BYTES", 100 * 64 * 4)
     monkeypatch.setattr(streaming, "SHUFFLE_CHUNKS", 6)
+    monkeypatch.setattr(streaming, "MIN_CHUNKS", 1)  # chunks of exactly 100 rows
 
 
 @pytest.fixture
@@ -99,6 +100,11 @@ def test_a_file_smaller_than_one_chunk_still_gets_its_validation_split(digits_np
     assert data.n + held_out == 1797 and not set(data.val_chunks) & set(data.train_chunks)
     ae = _fast(epochs=2, validation_fraction=fraction).fit(digits_npy)
     assert all("val_loss" in r for r in ae.history_.records)
+    # the 32 small chunks fit one shuffle buffer, so an epoch mixes rows from the whole file
+    assert data.group >= len(data.train_chunks)
+    first_batch = next(data.batches(torch.Generator().manual_seed(1)))[0]  # (batch, 64)
+    rows = np.flatnonzero((np.load(digits_npy)[:, None, :] == first_batch.numpy()[None]).all(axis=2).any(axis=1))
+    assert len(set(rows // source.chunk_rows)) > 2 * streaming.SHUFFLE_CHUNKS  # not from one buffer of 4 chunks
 
 
 def test_scan_matches_the_in_memory_scaler(rng):
