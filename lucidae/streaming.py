@@ -1,8 +1,8 @@
 """Training on data larger than memory: a ``numpy.memmap``, a ``.npy`` path, a zarr array.
 
 The data is read in chunks of rows (:data:`CHUNK_BYTES` of float32 each). Every epoch
-the trainer shuffles the order of the chunks, loads :data:`SHUFFLE_CHUNKS` of them at a
-time, scales them, shuffles their rows together and trains on that buffer while the
+the trainer shuffles the order of the chunks, loads :data:`SHUFFLE_CHUNKS` full chunks'
+worth of them at a time, scales them, shuffles their rows together and trains on that buffer while the
 next one is read in a background thread. Peak memory is a few buffers, whatever the
 number of samples; the estimator fits the scaling and checks for NaN in one streaming
 pass too (:func:`scan`).
@@ -37,7 +37,7 @@ CHUNK_BYTES = 32 << 20
 """Size of one chunk once converted to float32; the unit of reading and of shuffling chunk order."""
 
 SHUFFLE_CHUNKS = 4
-"""Chunks whose rows are shuffled together (the shuffle buffer is this many chunks)."""
+"""Full chunks' worth of rows shuffled together (the shuffle buffer; more, smaller chunks of a small file)."""
 
 MIN_CHUNKS = 32
 """A file smaller than this many chunks of :data:`CHUNK_BYTES` is cut into this many smaller
