@@ -539,7 +539,7 @@ def prune(
     atol: float = 0.0,
     fine_tune_epochs: int = 0,
 ) -> PruneResult:
-    """Prune a fitted dense, linear or sparse estimator and report the fidelity before and after.
+    """Prune a fitted lucidae estimator and report the fidelity before and after.
 
     Parameters
     ----------
