@@ -1505,7 +1505,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
                 "nothing and every reconstruction is close to the average sample. The KL term outweighs the "
                 f"reconstruction here: lower beta (now {self.beta:g}; 1 is the plain VAE) or train longer." + hint,
                 UserWarning,
-                stacklevel=4,  # the caller of fit, through _ImageEstimator.fit,
+                stacklevel=4,  # points at the caller of fit (through _ImageEstimator.fit)
             )
 
     def sample(self, n: int = 1, *, random_state: int | None = None) -> np.ndarray:
