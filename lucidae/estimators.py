@@ -26,7 +26,7 @@ from lucidae.config import DataConfig, ModelConfig, TrainConfig
 from lucidae.errors import ConfigError, CorruptFileError, DataError
 from lucidae.io import CONFIG, WEIGHTS, read_config, read_tensors, write_model_dir
 from lucidae.models import build_model
-from lucidae.scaling import Scaler, fit_scaler
+from lucidae.scaling import Scaler, feature_stats, fit_scaler, row_blocks
 from lucidae.streaming import ChunkSource, is_streamable, open_array, scan
 from lucidae.train import EVAL_BATCH, History, resolve_device, resolve_seed, seeded, train
 from lucidae.validation import (
@@ -40,6 +40,10 @@ from lucidae.validation import (
 
 ESTIMATORS: dict[str, type[BaseAutoEncoder]] = {}
 """Estimator class name to class, filled by ``__init_subclass__``; used by :func:`load`."""
+
+ESTIMATOR_ONLY: dict[str, Any] = {"warm_start": False}
+"""Parameters, with their defaults, that every estimator has and no config does: they say how ``fit``
+treats an estimator fitted before, not how a model is built or trained."""
 
 DEFAULT_BETA, DEFAULT_BETA_FEATURES = 6.0, 256
 """The VAEs' default ``beta`` and the feature count of the images it was chosen on (docs/readme/vae.md)."""
@@ -138,6 +142,9 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
     ) -> BaseAutoEncoder:
         """Fit the scaling and train the autoencoder on ``X``.
 
+        With ``warm_start=True`` on a fitted estimator, train the fitted model on ``X`` for
+        ``epochs`` more instead, with the scaling fitted first.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features), numpy.memmap, ``.npy`` path or zarr array
@@ -172,6 +179,8 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
         >>> ae.n_features_in_
         64
         """
+        if self.warm_start and hasattr(self, "module_"):
+            return self._fit_more(X, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume)
         train_cfg = self._train_config()
         scaling = self._scaling()
         output_activation = getattr(self, "output_activation", "linear")
@@ -225,6 +234,45 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
 
     def _check_trained(self, Xs: np.ndarray) -> None:
         """Warn about a model that trained but learned nothing usable; ``Xs``: scaled training rows."""
+
+    def _fit_more(self, X: Any, **fit_params: Any) -> BaseAutoEncoder:
+        """``warm_start``: train the fitted module on ``X`` for ``epochs`` more, with the fitted scaling."""
+        train_cfg = self._train_config()
+        if is_streamable(X):
+            X = open_array(X)
+            if X.shape[1] != self.n_features_in_:
+                raise DataError(
+                    f"X has {X.shape[1]} features, but {type(self).__name__} was fitted with {self.n_features_in_}; "
+                    "warm_start continues the fitted model on data with the same columns."
+                )
+        else:
+            X = self._validate(X, reset=False)
+        # per-feature extremes in one pass: NaN shows here too, and they bound the scaled targets
+        stats = feature_stats(row_blocks(X), moments=False)
+        if not (np.isfinite(stats.min).all() and np.isfinite(stats.max).all()):
+            raise DataError("X contains NaN or infinite values; remove or impute them before fitting.")
+        if getattr(self, "output_activation", "linear") == "sigmoid":
+            lo = float(((stats.min - self.scaler_.offset) / self.scaler_.scale).min())
+            hi = float(((stats.max - self.scaler_.offset) / self.scaler_.scale).max())
+            if lo < -1e-6 or hi > 1 + 1e-6:
+                raise DataError(
+                    f"With the scaling fitted first ({self.scaler_.kind}), this data spans [{lo:.3g}, {hi:.3g}], "
+                    "outside the [0, 1] a sigmoid output can reconstruct. Fit afresh (warm_start=False) to fit "
+                    "a scaling to the new data."
+                )
+        Xs = ChunkSource(X, self.scaler_) if is_streamable(X) else self.scaler_.transform(X)
+        start = time.perf_counter()
+        more = train(self.module_, Xs, train_cfg, warm_start=True, **fit_params)
+        done = len(self.history_.records)
+        for record in more.records:
+            record["epoch"] = done + record["epoch"]
+        self.history_.records.extend(more.records)
+        self.history_.best_epoch = None if more.best_epoch is None else done + more.best_epoch
+        self.history_.stopped_early = more.stopped_early
+        self.n_iter_ = len(self.history_.records)
+        self.fit_seconds_ += time.perf_counter() - start
+        self._check_trained(Xs.read(0) if isinstance(Xs, ChunkSource) else Xs)
+        return self
 
     def _validate(self, X: Any, *, reset: bool) -> np.ndarray:
         """scikit-learn's input checks, with lucidae's clearer messages for dtypes and non-finite values.
@@ -647,6 +695,10 @@ class AutoEncoder(BaseAutoEncoder):
     epochs, batch_size, lr, lr_schedule, weight_decay, validation_fraction, patience, \
 restore_best, shuffle, n_init, random_state, verbose, device, precision
         Training settings; see :class:`lucidae.config.TrainConfig`.
+    warm_start : bool, default=False
+        As in scikit-learn: when fitted already, ``fit`` trains the fitted model on for
+        ``epochs`` more instead of starting afresh (the scaling stays as fitted, the
+        optimiser starts anew, ``history_`` and ``n_iter_`` continue).
 
     Attributes
     ----------
@@ -709,6 +761,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         restore_best: bool = True,
         shuffle: bool = True,
         n_init: int = 1,
+        warm_start: bool = False,
         random_state: int | None = None,
         verbose: int = 1,
         device: str = "cpu",
@@ -739,6 +792,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         self.restore_best = restore_best
         self.shuffle = shuffle
         self.n_init = n_init
+        self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
@@ -840,6 +894,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         restore_best: bool = True,
         shuffle: bool = True,
         n_init: int = 1,
+        warm_start: bool = False,
         random_state: int | None = None,
         verbose: int = 1,
         device: str = "cpu",
@@ -864,6 +919,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         self.restore_best = restore_best
         self.shuffle = shuffle
         self.n_init = n_init
+        self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
@@ -1080,6 +1136,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         restore_best: bool = True,
         shuffle: bool = True,
         n_init: int = 1,
+        warm_start: bool = False,
         random_state: int | None = None,
         verbose: int = 1,
         device: str = "cpu",
@@ -1103,6 +1160,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         self.restore_best = restore_best
         self.shuffle = shuffle
         self.n_init = n_init
+        self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
@@ -1179,6 +1237,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         restore_best: bool = True,
         shuffle: bool = True,
         n_init: int = 1,
+        warm_start: bool = False,
         random_state: int | None = None,
         verbose: int = 1,
         device: str = "cpu",
@@ -1202,6 +1261,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         self.restore_best = restore_best
         self.shuffle = shuffle
         self.n_init = n_init
+        self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
@@ -1328,6 +1388,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         restore_best: bool = True,
         shuffle: bool = True,
         n_init: int = 1,
+        warm_start: bool = False,
         random_state: int | None = None,
         verbose: int = 1,
         device: str = "cpu",
@@ -1351,6 +1412,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         self.restore_best = restore_best
         self.shuffle = shuffle
         self.n_init = n_init
+        self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
@@ -1451,6 +1513,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         restore_best: bool = True,
         shuffle: bool = True,
         n_init: int = 1,
+        warm_start: bool = False,
         random_state: int | None = None,
         verbose: int = 1,
         device: str = "cpu",
@@ -1478,6 +1541,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         self.restore_best = restore_best
         self.shuffle = shuffle
         self.n_init = n_init
+        self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
@@ -1503,7 +1567,8 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
                 f"Every one of the {Z.shape[1]} latents collapsed to the prior: their posterior means vary by "
                 f"less than {COLLAPSE_VARIANCE:g} (variance) over {len(Z)} training samples, so the code carries "
                 "nothing and every reconstruction is close to the average sample. The KL term outweighs the "
-                f"reconstruction here: lower beta (now {self.beta:g}; 1 is the plain VAE) or train longer." + hint,
+                f"reconstruction here: lower beta (now {self.beta:g}; 1 is the plain VAE) or train longer "
+                "(set_params(warm_start=True, epochs=...).fit(X) trains this model on)." + hint,
                 UserWarning,
                 stacklevel=4,  # points at the caller of fit (through _ImageEstimator.fit)
             )
@@ -1642,6 +1707,7 @@ class BetaTCVAE(VAE):
         restore_best: bool = True,
         shuffle: bool = True,
         n_init: int = 3,
+        warm_start: bool = False,
         random_state: int | None = None,
         verbose: int = 1,
         device: str = "cpu",
@@ -1670,6 +1736,7 @@ class BetaTCVAE(VAE):
             restore_best=restore_best,
             shuffle=shuffle,
             n_init=n_init,
+            warm_start=warm_start,
             random_state=random_state,
             verbose=verbose,
             device=device,

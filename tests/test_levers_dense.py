@@ -17,6 +17,7 @@ from lucidae import AutoEncoder, LinearAutoEncoder, load
 from lucidae.cli import app
 from lucidae.config import DataConfig, ModelConfig, TrainConfig, defaults
 from lucidae.errors import ConfigError
+from lucidae.estimators import ESTIMATOR_ONLY
 from lucidae.models import build_model
 from lucidae.models.dense import DenseAutoEncoder, TiedLinear
 from lucidae.prune import constant_latents, count_nonzero_weights, layer_ranges, magnitude_prune_, prune
@@ -71,6 +72,7 @@ def test_linear_parameters_mirror_the_configs():
     expected.update(defaults(TrainConfig))
     expected.update(LINEAR_OWN_DEFAULTS)
     expected["scaling"] = defaults(DataConfig)["scaling"]
+    expected.update(ESTIMATOR_ONLY)
     assert params == expected
 
 

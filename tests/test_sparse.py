@@ -15,6 +15,7 @@ from lucidae.activations import record_activations
 from lucidae.config import DataConfig, ModelConfig, TrainConfig, defaults
 from lucidae.datasets import atom_recovery, make_sparse_dictionary
 from lucidae.errors import ConfigError, DataError
+from lucidae.estimators import ESTIMATOR_ONLY
 from lucidae.models import build_model
 from lucidae.models.sparse import geometric_median
 
@@ -361,6 +362,7 @@ def test_parameters_mirror_the_configs(cls, model_fields):
     # The one documented difference: no input scaling, so learned atoms are directions of the data.
     assert defaults(DataConfig)["scaling"] == "auto"
     expected["scaling"] = None
+    expected.update(ESTIMATOR_ONLY)
     assert params == expected
 
 

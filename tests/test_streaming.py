@@ -258,3 +258,12 @@ def test_cli_streams_a_npy_too_large_to_load(tmp_path, rng, monkeypatch):
     recon = ae.scaler_.transform(ae.reconstruct(X[1600:]))
     want = ((Xs - recon) ** 2).sum() / ((Xs - Xs.mean(0)) ** 2).sum()
     assert record["metrics"]["test_fvu"] == pytest.approx(want, rel=1e-5)
+
+
+def test_warm_start_continues_on_a_streamed_file(digits_npy):
+    ae = _fast(epochs=2).fit(digits_npy)
+    module, last = ae.module_, ae.history_.losses[-1]
+    ae.set_params(warm_start=True, epochs=3).fit(digits_npy)
+    assert ae.module_ is module and ae.n_iter_ == 5 and ae.history_.losses[2] < 1.1 * last
+    with pytest.raises(DataError, match="has 32 features"):
+        ae.fit(np.lib.format.open_memmap(digits_npy.parent / "narrow.npy", "w+", np.float32, (10, 32)))

@@ -13,7 +13,7 @@ from lucidae.cli import app, estimator_from_configs
 from lucidae.config import DataConfig, ModelConfig, TrainConfig, defaults
 from lucidae.datasets import make_shapes
 from lucidae.errors import ConfigError, LucidaeError
-from lucidae.estimators import VAE, AutoEncoder, BetaTCVAE, ConvAutoEncoder, estimator_for
+from lucidae.estimators import ESTIMATOR_ONLY, VAE, AutoEncoder, BetaTCVAE, ConvAutoEncoder, estimator_for
 from lucidae.metrics import collapsed_latents, fvu, mig
 from lucidae.models import build_model
 from lucidae.models.conv import ConvolutionalAutoEncoder
@@ -53,6 +53,7 @@ def test_parameters_mirror_the_configs(cls, model_fields, own):
     expected.update({k: v for k, v in defaults(TrainConfig).items()})
     expected["scaling"] = defaults(DataConfig)["scaling"]
     expected.update(own)
+    expected.update(ESTIMATOR_ONLY)
     assert params == expected
     assert estimator_for(cls._model_name) is cls
 
@@ -338,6 +339,13 @@ def test_a_vae_whose_every_latent_collapsed_says_so(digits):
     with pytest.warns(UserWarning, match="about beta=1.5"):
         VAE(**_quiet()).fit(digits.X)
     assert len(collapsed_latents(VAE(beta=1.5, **_quiet()).fit(digits.X).transform(digits.X))) < 5
+    # "train longer": a plain VAE stopped after 5 epochs has collapsed too; 30 more bring its latents back
+    with pytest.warns(UserWarning, match=r"warm_start=True"):
+        short = VAE(beta=1.0, latent_dim=4, hidden_dims=(32,), epochs=5, **_quiet()).fit(digits.X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        short.set_params(warm_start=True, epochs=30).fit(digits.X)
+    assert len(collapsed_latents(short.transform(digits.X))) == 0 and short.n_iter_ == 35
     with warnings.catch_warnings():  # trained enough, a plain VAE keeps its latents and stays silent
         warnings.simplefilter("error")
         vae = VAE(beta=1.0, latent_dim=4, hidden_dims=(32,), epochs=10, lr=1e-2, **_quiet()).fit(digits.X)
