@@ -505,6 +505,29 @@ def drop_code_latents(module: nn.Module, remove: np.ndarray, values: np.ndarray)
     return small.to(device).eval()
 
 
+def _dead_code_latents(module: nn.Module, X: Tensor, atol: float) -> tuple[np.ndarray, np.ndarray]:
+    """The latents :func:`prune` removes from an SAE, VAE or convolutional model, and the constant each takes.
+
+    When every latent qualifies, the one that varies most on ``X`` stays to carry the constant on.
+    """
+    if isinstance(module, SAE):
+        dead, values = sae_dead_latents(module, X, atol)
+        spread = np.zeros(module.latent_dim)  # all constant (ReLU only): any one of them will do
+    elif isinstance(module, VariationalAutoEncoder):
+        dead, means, spread = vae_collapsed_latents(module, X)
+        values = means[dead]
+    else:
+        with torch.no_grad():
+            Z = torch.cat([module.encode(X[s : s + 4096]) for s in range(0, len(X), 4096)]).cpu().numpy()  # (n, latent)
+        spread = np.ptp(Z, axis=0)  # (latent,)
+        dead = np.flatnonzero(spread <= atol)
+        values = Z[0, dead].astype(np.float64)
+    if len(dead) == module.latent_dim:
+        stays = int(np.argmax(spread[dead]))
+        dead, values = np.delete(dead, stays), np.delete(values, stays)
+    return dead, values
+
+
 def _remove_dead_dense(
     pruned: DenseAutoEncoder, Xs: Tensor, atol: float
 ) -> tuple[DenseAutoEncoder, dict[int, np.ndarray]]:
@@ -627,31 +650,14 @@ def prune(
     removed_per_position: dict[int, np.ndarray] = {}
     if remove_dead:
         X_t = torch.as_tensor(Xs, dtype=torch.float32, device=next(pruned.parameters()).device)
-        if isinstance(pruned, SAE):
-            dead, values = sae_dead_latents(pruned, X_t, atol)
-            if len(dead) == pruned.latent_dim:  # all constant (ReLU only): one latent carries that on
-                dead, values = dead[1:], values[1:]
-            if len(dead):
-                removed_per_position[code] = dead
-                pruned = drop_sae_latents(pruned, dead, values)
-        elif isinstance(pruned, VariationalAutoEncoder):
-            dead, means, variances = vae_collapsed_latents(pruned, X_t)
-            if len(dead) == pruned.latent_dim:  # every latent collapsed: the most variable one stays
-                dead = np.delete(dead, np.argmax(variances[dead]))
-            if len(dead):
-                removed_per_position[code] = dead
-                pruned = drop_code_latents(pruned, dead, means[dead])
-        elif isinstance(pruned, ConvolutionalAutoEncoder):
-            with torch.no_grad():
-                Z = torch.cat([pruned.encode(X_t[s : s + 4096]) for s in range(0, len(X_t), 4096)])  # (n, latent)
-            dead = constant_latents(Z.cpu().numpy(), atol)
-            if len(dead) == pruned.latent_dim:  # the whole code is constant: one latent carries that on
-                dead = dead[1:]
-            if len(dead):
-                removed_per_position[code] = dead
-                pruned = drop_code_latents(pruned, dead, Z[0, dead].double().cpu().numpy())
-        else:
+        if isinstance(pruned, DenseAutoEncoder):
             pruned, removed_per_position = _remove_dead_dense(pruned, X_t, atol)
+        else:  # the other families narrow at their code only
+            dead, values = _dead_code_latents(pruned, X_t, atol)
+            if len(dead):
+                removed_per_position[code] = dead
+                drop = drop_sae_latents if isinstance(pruned, SAE) else drop_code_latents
+                pruned = drop(pruned, dead, values)
     history = _fine_tune(estimator, pruned, Xs, fine_tune_epochs) if fine_tune_epochs else None
     removed = removed_per_position.get(code, np.array([], dtype=np.int64))
     hidden_positions = [p for p in range(len(widths_before) - 2) if p != code]
