@@ -26,7 +26,7 @@ from lucidae.config import DataConfig, ModelConfig, TrainConfig
 from lucidae.errors import ConfigError, CorruptFileError, DataError
 from lucidae.io import CONFIG, WEIGHTS, read_config, read_tensors, write_model_dir
 from lucidae.models import build_model
-from lucidae.scaling import Scaler, feature_stats, fit_scaler, row_blocks
+from lucidae.scaling import Scaler, feature_stats, fit_scaler, row_blocks, scaled_range
 from lucidae.streaming import ChunkSource, is_streamable, open_array, scan
 from lucidae.train import EVAL_BATCH, History, resolve_device, resolve_seed, seeded, train
 from lucidae.validation import (
@@ -252,9 +252,8 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
         if not (np.isfinite(stats.min).all() and np.isfinite(stats.max).all()):
             raise DataError("X contains NaN or infinite values; remove or impute them before fitting.")
         if getattr(self, "output_activation", "linear") == "sigmoid":
-            lo = float(((stats.min - self.scaler_.offset) / self.scaler_.scale).min())
-            hi = float(((stats.max - self.scaler_.offset) / self.scaler_.scale).max())
-            if lo < -1e-6 or hi > 1 + 1e-6:
+            lo, hi = scaled_range(stats, self.scaler_)
+            if lo < 0.0 or hi > 1.0:
                 raise DataError(
                     f"With the scaling fitted first ({self.scaler_.kind}), this data spans [{lo:.3g}, {hi:.3g}], "
                     "outside the [0, 1] a sigmoid output can reconstruct. Fit afresh (warm_start=False) to fit "

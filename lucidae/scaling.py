@@ -220,6 +220,22 @@ def feature_stats(blocks: Iterable[np.ndarray], *, moments: bool = True) -> Feat
     return stats
 
 
+def scaled_range(stats: FeatureStats, scaler: Scaler) -> tuple[float, float]:
+    """The smallest and largest value of the data behind ``stats`` once ``scaler`` is applied (in float32).
+
+    They follow from the per-feature extremes (every scale is positive): no second pass.
+
+    Examples
+    --------
+    >>> stats = feature_stats([np.array([[0.0, 10.0], [2.0, 30.0]])])
+    >>> scaled_range(stats, Scaler("minmax", np.array([0.0, 10.0]), np.array([4.0, 20.0])))
+    (0.0, 1.0)
+    """
+    lo = float(((stats.min - scaler.offset) / scaler.scale).astype(np.float32).min())
+    hi = float(((stats.max - scaler.offset) / scaler.scale).astype(np.float32).max())
+    return lo, hi
+
+
 def scaler_from_stats(
     stats: FeatureStats, dtype: Any, scaling: str, output_activation: str = "sigmoid", *, stacklevel: int = 3
 ) -> Scaler:
@@ -262,9 +278,7 @@ def scaler_from_stats(
     else:
         raise ConfigError(f"scaling={scaling!r} is not known; allowed: 'auto', 'minmax', 'standard', None.")
     if output_activation == "sigmoid":
-        # the scaled extremes follow from the per-feature extremes (scale > 0), no second pass needed
-        lo = float(((stats.min - scaler.offset) / scaler.scale).astype(np.float32).min())
-        hi = float(((stats.max - scaler.offset) / scaler.scale).astype(np.float32).max())
+        lo, hi = scaled_range(stats, scaler)
         if lo < 0.0 or hi > 1.0:
             raise ConfigError(
                 f"With scaling={scaling!r} the training targets span [{lo:.3g}, {hi:.3g}], but a "
