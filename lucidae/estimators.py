@@ -238,7 +238,8 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
     def _fit_more(self, X: Any, **fit_params: Any) -> BaseAutoEncoder:
         """``warm_start``: train the fitted module on ``X`` for ``epochs`` more, with the fitted scaling."""
         train_cfg = self._train_config()
-        if is_streamable(X):
+        streamed = is_streamable(X)
+        if streamed:
             X = open_array(X)
             if X.shape[1] != self.n_features_in_:
                 raise DataError(
@@ -259,7 +260,7 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
                     "outside the [0, 1] a sigmoid output can reconstruct. Fit afresh (warm_start=False) to fit "
                     "a scaling to the new data."
                 )
-        Xs = ChunkSource(X, self.scaler_) if is_streamable(X) else self.scaler_.transform(X)
+        Xs = ChunkSource(X, self.scaler_) if streamed else self.scaler_.transform(X)
         start = time.perf_counter()
         more = train(self.module_, Xs, train_cfg, warm_start=True, **fit_params)
         done = len(self.history_.records)
@@ -270,7 +271,7 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
         self.history_.stopped_early = more.stopped_early
         self.n_iter_ = len(self.history_.records)
         self.fit_seconds_ += time.perf_counter() - start
-        self._check_trained(Xs.read(0) if isinstance(Xs, ChunkSource) else Xs)
+        self._check_trained(Xs.read(0) if streamed else Xs)
         return self
 
     def _validate(self, X: Any, *, reset: bool) -> np.ndarray:
