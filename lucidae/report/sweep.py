@@ -394,6 +394,7 @@ def run_sweep(
         log(f"{prefix}: {status} in {time.perf_counter() - start:.1f} s, held-out FVU {fvu_text}, L0 {m.get('l0'):.2f}")
         return True
 
+    tuned = cfg.prune_fine_tune_epochs
     for point, amounts in zip(points, pruned_per_point):
         run_dir = out / point.name
 
@@ -406,7 +407,6 @@ def run_sweep(
         if not measure(point.name, point.levers, run_dir, train, fresh=False, made="trained"):
             continue
         for amount in amounts:
-            tuned = cfg.prune_fine_tune_epochs
             name = f"{point.name}-prune{amount:g}" + (f"-ft{tuned}" if tuned else "")
             pruned = out / name / "model.safetensors"
             # a parent trained again since its pruned copy was made is pruned again
@@ -416,7 +416,7 @@ def run_sweep(
                 {**point.levers, "prune": amount},
                 out / name,
                 lambda amount=amount, name=name, run_dir=run_dir: _prune_run(
-                    run_dir, out / name, amount, dataset, cfg.prune_fine_tune_epochs
+                    run_dir, out / name, amount, dataset, tuned
                 ),
                 fresh=stale,
                 made="pruned",
