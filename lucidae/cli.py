@@ -287,11 +287,21 @@ def fit_run(
         "metrics": {},
     }
     if len(test_idx):
+        from lucidae.models.vae import VariationalAutoEncoder
+
         acc = FidelityAccumulator()
+        variational = isinstance(est.module_, VariationalAutoEncoder)
+        codes = []  # a VAE's held-out posterior means, to count the latents the KL switched off
         for start in range(0, len(test_idx), EVAL_ROWS):  # in blocks: the held-out rows may not fit in memory
             block = np.asarray(dataset.X[test_idx[start : start + EVAL_ROWS]])
             acc.update(est.scaler_.transform(block), est.scaler_.transform(est.reconstruct(block)))
+            if variational:
+                codes.append(est.transform(block))
         record["metrics"] = {"test_fvu": acc.fvu, "test_mse": acc.mse}
+        if variational and len(test_idx) >= 2:
+            from lucidae.metrics import collapsed_latents
+
+            record["metrics"]["test_collapsed_latents"] = int(len(collapsed_latents(codes)))
     out_dir = est.save(out)
     write_json(out_dir / RUN_FILE, record)
     return out_dir, record
@@ -364,6 +374,12 @@ def train(
         typer.echo(
             f"held-out FVU {record['metrics']['test_fvu']:.4f} "
             f"(explained variance {1 - record['metrics']['test_fvu']:.4f})"
+        )
+    if "test_collapsed_latents" in record["metrics"]:
+        collapsed, width = record["metrics"]["test_collapsed_latents"], est.model_config_.latent_dim
+        typer.echo(
+            f"latents: {width - collapsed} of {width} active on the held-out data, {collapsed} collapsed to the prior"
+            + (f" (`lucidae prune {out_dir} --out ... --amount 0` removes them)" if 0 < collapsed < width else "")
         )
     typer.echo(f"model saved to {out_dir}")
 
@@ -633,7 +649,7 @@ def info(
     if summary["data"]:
         lines.append(f"data: {summary['data'].get('description', '')}")
     for key, value in summary["metrics"].items():
-        lines.append(f"{key}: {value:.4f}")
+        lines.append(f"{key}: {value}" if isinstance(value, int) else f"{key}: {value:.4f}")
     typer.echo("\n".join(lines))
 
 

@@ -274,6 +274,15 @@ def test_cli_trains_each_family(model, extra, tmp_path, shapes16):
     assert math.isfinite(record["metrics"]["test_fvu"])
     if model != "conv":
         assert "kl" in est.history_.records[0]
+        # the latents the KL switched off, counted on the held-out rows and printed
+        from lucidae.datasets import load_dataset
+
+        X = load_dataset("shapes" if model == "vae" else str(data)).X
+        collapsed = len(collapsed_latents(est.transform(X[record["test_indices"]])))
+        assert record["metrics"]["test_collapsed_latents"] == collapsed
+        assert f"{4 - collapsed} of 4 active on the held-out data, {collapsed} collapsed" in result.output
+    else:
+        assert "test_collapsed_latents" not in record["metrics"]
     info = runner.invoke(app, ["info", str(out)])  # the architecture as the layers' outputs, maps included
     shapes = "256-32-4-32-256" if model == "vae" else "1x16x16-8x8x8-8x4x4-32-4-32-8x4x4-8x8x8-1x16x16"
     assert info.exit_code == 0 and f"({model}) {shapes}," in info.output, info.output
@@ -409,3 +418,18 @@ def test_prune_removes_a_conv_autoencoders_constant_latents_exactly(shapes16, tm
     half = prune(est, X, amount=0.5, remove_dead=False)
     assert half.nonzero_weights_before == count_nonzero_weights(est.module_) == size - 32  # latent 2's row
     assert half.nonzero_weights_after == size - round(0.5 * size)
+
+
+def test_cli_counts_the_collapsed_latents_of_a_vae_and_points_to_prune(tmp_path, digits):
+    out = tmp_path / "vae"
+    args = ["train", "--model", "vae", "--beta", "1", "--data", "digits", "--random-state", "0", "--verbose", "0"]
+    result = runner.invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "run.json").read_text())
+    collapsed = collapsed_latents(load(out).transform(digits.X[record["test_indices"]]))
+    assert 0 < len(collapsed) < 10, collapsed  # measured: 4 of 10 active, 6 collapsed
+    assert record["metrics"]["test_collapsed_latents"] == len(collapsed)
+    assert f"{10 - len(collapsed)} of 10 active on the held-out data" in result.output
+    assert f"lucidae prune {out} --out ... --amount 0" in result.output
+    info = runner.invoke(app, ["info", str(out)])
+    assert f"test_collapsed_latents: {len(collapsed)}\n" in info.output
