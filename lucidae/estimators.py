@@ -263,12 +263,7 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
         Xs = ChunkSource(X, self.scaler_) if streamed else self.scaler_.transform(X)
         start = time.perf_counter()
         more = train(self.module_, Xs, train_cfg, warm_start=True, **fit_params)
-        done = len(self.history_.records)
-        for record in more.records:
-            record["epoch"] = done + record["epoch"]
-        self.history_.records.extend(more.records)
-        self.history_.best_epoch = None if more.best_epoch is None else done + more.best_epoch
-        self.history_.stopped_early = more.stopped_early
+        self.history_ = self.history_.continued(more)
         self.n_iter_ = len(self.history_.records)
         self.fit_seconds_ += time.perf_counter() - start
         self._check_trained(Xs.read(0) if streamed else Xs)

@@ -671,6 +671,10 @@ def prune(
         new.decoder_hidden_dims = pruned.cfg.decoder_hidden_dims
     for derived in ("explained_variance_",):  # per-latent state that no longer lines up
         new.__dict__.pop(derived, None)
+    if history is not None:  # the fine-tuning is part of how the new model's weights came about
+        new.history_ = estimator.history_.continued(history)
+        new.n_iter_ = len(new.history_.records)
+        new.fit_seconds_ = estimator.fit_seconds_ + sum(r["seconds"] for r in history.records)
     recon_after = new._run(lambda xb: pruned(xb).recon, Xs)
     return PruneResult(
         estimator=new,

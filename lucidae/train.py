@@ -79,6 +79,23 @@ class History:
         """Training loss per epoch."""
         return [r["loss"] for r in self.records]
 
+    def continued(self, more: History) -> History:
+        """This history followed by ``more``, a continuation (warm start, fine-tuning), its epochs numbered on.
+
+        Examples
+        --------
+        >>> first = History(records=[{"epoch": 1, "loss": 0.5}], best_epoch=1)
+        >>> both = first.continued(History(records=[{"epoch": 1, "loss": 0.4}], best_epoch=1))
+        >>> [r["epoch"] for r in both.records], both.best_epoch, len(first.records)
+        ([1, 2], 2, 1)
+        """
+        done = len(self.records)
+        return History(
+            [*self.records, *({**r, "epoch": done + r["epoch"]} for r in more.records)],
+            None if more.best_epoch is None else done + more.best_epoch,
+            more.stopped_early,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, stored in ``config.json``."""
         return {

@@ -472,6 +472,14 @@ def test_fine_tuning_wins_back_fidelity_and_keeps_the_pruned_weights_at_zero(dig
     # measured 0.077 -> 0.457 pruned, 0.092 after 10 epochs of fine-tuning
     assert plain.fvu_after > 2 * plain.fvu_before and tuned.fvu_after < 0.5 * plain.fvu_after
     assert len(tuned.fine_tune_history.records) == 10 and plain.fine_tune_history is None
+    # the pruned model's history goes on from its parent's; the parent's is left as it was
+    n = ae.n_iter_
+    assert tuned.estimator.n_iter_ == n + 10 and len(ae.history_.records) == n
+    assert [r["epoch"] for r in tuned.estimator.history_.records] == list(range(1, n + 11))
+    assert tuned.estimator.history_.records[n:] == [
+        {**r, "epoch": n + r["epoch"]} for r in tuned.fine_tune_history.records
+    ]
+    assert plain.estimator.history_ is ae.history_ and tuned.estimator.fit_seconds_ > ae.fit_seconds_
     assert tuned.widths_after == plain.widths_after  # the same units removed, before the fine-tuning
     for before, after in zip(own_weights(plain.estimator.module_), own_weights(tuned.estimator.module_)):
         assert torch.equal(before == 0, after == 0)  # the zeros stay where pruning put them
