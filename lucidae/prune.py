@@ -519,8 +519,7 @@ def _dead_code_latents(module: nn.Module, X: Tensor, atol: float) -> tuple[np.nd
     else:
         with torch.no_grad():
             Z = torch.cat([module.encode(X[s : s + 4096]) for s in range(0, len(X), 4096)]).cpu().numpy()  # (n, latent)
-        spread = np.ptp(Z, axis=0)  # (latent,)
-        dead = np.flatnonzero(spread <= atol)
+        dead, spread = constant_latents(Z, atol), np.ptp(Z, axis=0)  # spread: (latent,)
         values = Z[0, dead].astype(np.float64)
     if len(dead) == module.latent_dim:
         stays = int(np.argmax(spread[dead]))
