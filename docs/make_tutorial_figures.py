@@ -29,13 +29,14 @@ import numpy as np
 import torch
 
 from lucidae import AutoEncoder, TopKAutoEncoder, explain, load
-from lucidae.cli import fit_run
+from lucidae.runs import fit_run
 from lucidae.config import DataConfig
 from lucidae.datasets import load_digits
 from lucidae.datasets.shapes import make_shapes
 from lucidae.estimators import VAE
 from lucidae.report import build_report, plots
-from lucidae.report.sweep import SweepConfig, run_sweep
+from lucidae.config import SweepConfig
+from lucidae.sweep import run_sweep
 
 HERE = Path(__file__).parent / "tutorial"
 

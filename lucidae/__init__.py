@@ -1,5 +1,8 @@
 """lucidae: autoencoders you can understand.
 
+The estimators are imported on first use, so that ``import lucidae`` (and the
+``lucidae`` command's start-up) does not pay for torch until a model is needed.
+
 Examples
 --------
 >>> from lucidae import AutoEncoder
@@ -10,19 +13,52 @@ Examples
 (1797, 8)
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from lucidae._version import __version__
-from lucidae.applications.anomaly import AnomalyDetector
 from lucidae.errors import LucidaeError
-from lucidae.estimators import (
-    VAE,
-    AutoEncoder,
-    BetaTCVAE,
-    ConvAutoEncoder,
-    LinearAutoEncoder,
-    SparseAutoEncoder,
-    TopKAutoEncoder,
-    load,
-)
+
+if TYPE_CHECKING:
+    from lucidae.applications.anomaly import AnomalyDetector
+    from lucidae.estimators import (
+        VAE,
+        AutoEncoder,
+        BetaTCVAE,
+        ConvAutoEncoder,
+        LinearAutoEncoder,
+        SparseAutoEncoder,
+        TopKAutoEncoder,
+        load,
+    )
+
+_LAZY = {
+    "AnomalyDetector": "lucidae.applications.anomaly",
+    "AutoEncoder": "lucidae.estimators",
+    "BetaTCVAE": "lucidae.estimators",
+    "ConvAutoEncoder": "lucidae.estimators",
+    "LinearAutoEncoder": "lucidae.estimators",
+    "SparseAutoEncoder": "lucidae.estimators",
+    "TopKAutoEncoder": "lucidae.estimators",
+    "VAE": "lucidae.estimators",
+    "load": "lucidae.estimators",
+}
+"""Public name to the module that defines it, imported when the name is first asked for."""
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'lucidae' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value  # asked once: later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
 
 __all__ = [
     "AnomalyDetector",

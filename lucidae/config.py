@@ -15,6 +15,7 @@ import ast
 import inspect
 import math
 import numbers
+import sys
 import types
 import typing
 from dataclasses import MISSING, asdict, dataclass, fields
@@ -26,13 +27,16 @@ from lucidae.errors import ConfigError
 ACTIVATIONS = ("relu", "linear", "sigmoid", "tanh", "gelu", "leaky_relu", "softplus", "elu", "silu")
 """Names accepted wherever an activation is configured. ``"linear"`` means none."""
 
+MODEL_FAMILIES = ("dense", "linear", "sparse", "topk", "conv", "vae", "tcvae")
+"""Values of ``ModelConfig.model``; :data:`lucidae.models.MODELS` maps each to its ``nn.Module`` class."""
+
 SCALINGS = ("auto", "minmax", "standard", "none")
 """Input scalings; see :mod:`lucidae.scaling`."""
 
-T = TypeVar("T", bound="_Config")
+T = TypeVar("T", bound="Config")
 
 
-class _Config:
+class Config:
     """Shared behaviour of the config dataclasses: validation and dict round trips."""
 
     def validate(self) -> None:  # pragma: no cover - every subclass overrides
@@ -130,6 +134,17 @@ def coerce(name: str, value: Any, hint: Any) -> Any:
 
 
 @cache
+def _class_bodies(module: str) -> dict[str, list[ast.stmt]]:
+    """The body of every top-level class of ``module``, from one parse of its source.
+
+    ``inspect.getsource`` of a class parses its whole module again for every class; the
+    CLI reads the field docs of six configs at start-up, so the module is parsed once.
+    """
+    tree = ast.parse(inspect.getsource(sys.modules[module]))
+    return {node.name: node.body for node in tree.body if isinstance(node, ast.ClassDef)}
+
+
+@cache
 def field_docs(cls: type) -> dict[str, str]:
     """Map each dataclass field of ``cls`` to the docstring written below it.
 
@@ -142,8 +157,9 @@ def field_docs(cls: type) -> dict[str, str]:
     for klass in reversed(cls.__mro__):
         if klass is object or not hasattr(klass, "__dataclass_fields__"):
             continue
-        tree = ast.parse(inspect.cleandoc("\n" + inspect.getsource(klass)))
-        body = tree.body[0].body  # type: ignore[attr-defined]
+        body = _class_bodies(klass.__module__).get(klass.__qualname__)
+        if body is None:  # a class defined inside a function: parse its own source
+            body = ast.parse(inspect.cleandoc("\n" + inspect.getsource(klass))).body[0].body  # type: ignore[attr-defined]
         for node, nxt in zip(body, body[1:]):
             if (
                 isinstance(node, ast.AnnAssign)
@@ -156,40 +172,89 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def _check(ok: bool, message: str) -> None:
+# --------------------------------------------------------------------------- validators
+# Every config's ``validate`` (lucidae's own and the applications') is written with these, so
+# that a bad value is always named with what was expected.
+def require(ok: bool, message: str) -> None:
+    """Raise :class:`ConfigError` with ``message`` unless ``ok``.
+
+    Examples
+    --------
+    >>> require(True, "never shown")
+    >>> require(False, "epochs=0 is invalid")
+    Traceback (most recent call last):
+    ...
+    lucidae.errors.ConfigError: epochs=0 is invalid
+    """
     if not ok:
         raise ConfigError(message)
 
 
-def _positive_int(name: str, value: Any, *, minimum: int = 1) -> None:
-    _check(
+def check_int(name: str, value: Any, *, minimum: int = 1) -> None:
+    """Refuse ``value`` unless it is an integer (not a bool) of at least ``minimum``.
+
+    Examples
+    --------
+    >>> check_int("epochs", 0)
+    Traceback (most recent call last):
+    ...
+    lucidae.errors.ConfigError: epochs=0 is invalid: expected an integer >= 1.
+    """
+    require(
         isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
         f"{name}={value!r} is invalid: expected an integer >= {minimum}.",
     )
 
 
-def _optional_seed(value: Any) -> None:
-    """``random_state`` of an estimator-facing config: None or an integer (numpy's included, not bool)."""
-    _check(
+def check_seed(value: Any) -> None:
+    """``random_state`` of an estimator-facing config: None or an integer (numpy's included, not bool).
+
+    Examples
+    --------
+    >>> check_seed(None); check_seed(7)
+    >>> check_seed(True)
+    Traceback (most recent call last):
+    ...
+    lucidae.errors.ConfigError: random_state=True is invalid: expected None or an integer.
+    """
+    require(
         value is None or (isinstance(value, numbers.Integral) and not isinstance(value, bool)),
         f"random_state={value!r} is invalid: expected None or an integer.",
     )
 
 
-def _one_of(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    _check(value in allowed, f"{name}={value!r} is not known; allowed values are {list(allowed)}.")
+def check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    """Refuse ``value`` unless it is one of ``allowed``, listing them.
+
+    Examples
+    --------
+    >>> check_choice("scaling", "zscore", ("minmax", "standard"))
+    Traceback (most recent call last):
+    ...
+    lucidae.errors.ConfigError: scaling='zscore' is not known; allowed values are ['minmax', 'standard'].
+    """
+    require(value in allowed, f"{name}={value!r} is not known; allowed values are {list(allowed)}.")
 
 
-def _finite(name: str, value: Any, low: float, high: float, *, low_open: bool = False) -> None:
+def check_number(name: str, value: Any, low: float, high: float, *, low_open: bool = False) -> None:
+    """Refuse ``value`` unless it is a finite number in ``[low, high]`` (``(low, high]`` with ``low_open``).
+
+    Examples
+    --------
+    >>> check_number("lr", float("nan"), 0.0, 1.0, low_open=True)
+    Traceback (most recent call last):
+    ...
+    lucidae.errors.ConfigError: lr=nan is invalid: expected a number in (0.0, 1.0].
+    """
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if ok:
         ok = (value > low if low_open else value >= low) and value <= high
     bracket = "(" if low_open else "["
-    _check(ok, f"{name}={value!r} is invalid: expected a number in {bracket}{low}, {high}].")
+    require(ok, f"{name}={value!r} is invalid: expected a number in {bracket}{low}, {high}].")
 
 
 @dataclass
-class ModelConfig(_Config):
+class ModelConfig(Config):
     """Architecture of an autoencoder.
 
     Examples
@@ -281,45 +346,43 @@ class ModelConfig(_Config):
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid field."""
-        from lucidae.models import MODELS
-
-        _one_of("model", self.model, tuple(MODELS))
-        _positive_int("input_dim", self.input_dim, minimum=0)
-        _check(
+        check_choice("model", self.model, MODEL_FAMILIES)
+        check_int("input_dim", self.input_dim, minimum=0)
+        require(
             isinstance(self.hidden_dims, tuple)
             and all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in self.hidden_dims),
             f"hidden_dims={self.hidden_dims!r} is invalid: expected a tuple of integers >= 1, "
             "for example (128,) or (256, 64), or () for no hidden layer.",
         )
-        _check(
+        require(
             len(self.hidden_dims) <= 64,
             f"hidden_dims has {len(self.hidden_dims)} layers; at most 64.",
         )
-        _check(
+        require(
             all(h <= 1_000_000 for h in self.hidden_dims) and self.input_dim <= 100_000_000,
             f"hidden_dims={self.hidden_dims!r} / input_dim={self.input_dim} are absurdly large.",
         )
         self._validate_decoder_hidden_dims()
-        _positive_int("latent_dim", self.latent_dim)
-        _check(self.latent_dim <= 1_000_000, f"latent_dim={self.latent_dim} is absurdly large.")
+        check_int("latent_dim", self.latent_dim)
+        require(self.latent_dim <= 1_000_000, f"latent_dim={self.latent_dim} is absurdly large.")
         for name in ("activation", "latent_activation", "output_activation"):
-            _one_of(name, getattr(self, name), ACTIVATIONS)
+            check_choice(name, getattr(self, name), ACTIVATIONS)
         self._validate_dense_levers()
-        _positive_int("k", self.k)
-        _check(
+        check_int("k", self.k)
+        require(
             self.model != "topk" or self.k <= self.latent_dim,
             f"k={self.k} is invalid for model='topk': expected at most latent_dim={self.latent_dim} "
             "active latents. Lower k or raise latent_dim.",
         )
-        _finite("l1_coefficient", self.l1_coefficient, 0.0, 1e3)
-        _check(
+        check_number("l1_coefficient", self.l1_coefficient, 0.0, 1e3)
+        require(
             isinstance(self.unit_norm_decoder, bool),
             f"unit_norm_decoder={self.unit_norm_decoder!r} must be a bool.",
         )
-        _one_of("decoder_bias_init", self.decoder_bias_init, ("median", "mean", "zeros"))
-        _positive_int("aux_k", self.aux_k, minimum=0)
-        _finite("aux_coefficient", self.aux_coefficient, 0.0, 1e3)
-        _positive_int("dead_window", self.dead_window)
+        check_choice("decoder_bias_init", self.decoder_bias_init, ("median", "mean", "zeros"))
+        check_int("aux_k", self.aux_k, minimum=0)
+        check_number("aux_coefficient", self.aux_coefficient, 0.0, 1e3)
+        check_int("dead_window", self.dead_window)
         self._validate_conv_and_vae()
 
     def decoder_dims(self) -> tuple[int, ...]:
@@ -375,7 +438,7 @@ class ModelConfig(_Config):
         dims = self.decoder_hidden_dims
         if dims is None:
             return
-        _check(
+        require(
             isinstance(dims, tuple)
             and all(isinstance(h, int) and not isinstance(h, bool) and 1 <= h <= 1_000_000 for h in dims)
             and len(dims) <= 64,
@@ -383,24 +446,24 @@ class ModelConfig(_Config):
             "(the decoder's hidden widths from the code outwards, for example (64, 256)), or None to mirror "
             "hidden_dims.",
         )
-        _check(
+        require(
             self.model == "dense",
             f"decoder_hidden_dims={dims!r} applies to model='dense' only, not model={self.model!r}; "
             "leave it unset there (every other family mirrors hidden_dims).",
         )
-        _check(
+        require(
             not self.tied or dims == self.hidden_dims[::-1],
             f"decoder_hidden_dims={dims!r} does not mirror hidden_dims={self.hidden_dims!r}, which tied weights "
             "need (the decoder applies the encoder's matrices transposed). Leave it unset, or set tied=False.",
         )
 
     def _validate_dense_levers(self) -> None:
-        _check(isinstance(self.tied, bool), f"tied={self.tied!r} must be true or false.")
+        require(isinstance(self.tied, bool), f"tied={self.tied!r} must be true or false.")
         for name in ("encoder_l1", "encoder_l2", "decoder_l1", "decoder_l2", "latent_l1"):
-            _finite(name, getattr(self, name), 0.0, 1e3)
-        _one_of("noise", self.noise, ("none", "gaussian", "mask"))
-        _finite("noise_level", self.noise_level, 0.0, 100.0)
-        _check(
+            check_number(name, getattr(self, name), 0.0, 1e3)
+        check_choice("noise", self.noise, ("none", "gaussian", "mask"))
+        check_number("noise_level", self.noise_level, 0.0, 100.0)
+        require(
             self.noise != "mask" or self.noise_level < 1.0,
             f"noise_level={self.noise_level!r} is invalid for noise='mask': it is the probability of zeroing "
             "an input, so it must be below 1 (0.1 to 0.5 is typical).",
@@ -409,27 +472,27 @@ class ModelConfig(_Config):
     def _validate_conv_and_vae(self) -> None:
         for name in ("image_shape", "conv_channels"):
             value = getattr(self, name)
-            _check(
+            require(
                 isinstance(value, tuple)
                 and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 100_000 for v in value),
                 f"{name}={value!r} is invalid: expected a tuple of positive integers.",
             )
-        _check(
+        require(
             len(self.image_shape) in (0, 2, 3),
             f"image_shape={self.image_shape!r} is invalid: expected (height, width), (channels, height, width) "
             "or () for data that is not an image.",
         )
-        _check(
+        require(
             1 <= len(self.conv_channels) <= 16,
             f"conv_channels={self.conv_channels!r} is invalid: expected 1 to 16 layers, such as (32, 32, 64, 64).",
         )
-        _one_of("architecture", self.architecture, ("dense", "conv"))
-        _finite("beta", self.beta, 0.0, 1e4)
-        _one_of("likelihood", self.likelihood, ("bernoulli", "gaussian"))
-        _finite("mi_weight", self.mi_weight, 0.0, 1e4)
-        _finite("dim_kl_weight", self.dim_kl_weight, 0.0, 1e4)
+        check_choice("architecture", self.architecture, ("dense", "conv"))
+        check_number("beta", self.beta, 0.0, 1e4)
+        check_choice("likelihood", self.likelihood, ("bernoulli", "gaussian"))
+        check_number("mi_weight", self.mi_weight, 0.0, 1e4)
+        check_number("dim_kl_weight", self.dim_kl_weight, 0.0, 1e4)
         variational = self.model in ("vae", "tcvae")
-        _check(
+        require(
             not variational or self.likelihood != "bernoulli" or self.output_activation == "sigmoid",
             f"likelihood='bernoulli' models data in [0, 1] through a sigmoid, but output_activation="
             f"{self.output_activation!r}. Set output_activation='sigmoid', or likelihood='gaussian'.",
@@ -437,13 +500,55 @@ class ModelConfig(_Config):
         # An empty image_shape is filled from the data at fit; the module refuses it if it stays empty.
         convolutional = self.model == "conv" or (variational and self.architecture == "conv")
         if self.input_dim > 0 and self.image_shape and convolutional:
-            from lucidae.models.conv import check_conv_config
-
             check_conv_config(self)
 
 
+# --------------------------------------------------------------------------- image shapes
+def image_chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """``(C, H, W)`` from an image shape given as ``(H, W)`` or ``(C, H, W)``.
+
+    Examples
+    --------
+    >>> image_chw((8, 8)), image_chw((3, 32, 32))
+    ((1, 8, 8), (3, 32, 32))
+    """
+    if len(shape) == 2:
+        return (1, int(shape[0]), int(shape[1]))
+    if len(shape) == 3:
+        return (int(shape[0]), int(shape[1]), int(shape[2]))
+    raise ValueError(f"image_shape={shape!r} is not an image shape: expected (H, W) or (C, H, W).")
+
+
+def check_conv_config(cfg: ModelConfig) -> tuple[int, int, int]:
+    """The ``(C, H, W)`` a conv model reads, after checking it fits ``cfg.input_dim`` and ``conv_channels``.
+
+    Examples
+    --------
+    >>> check_conv_config(ModelConfig(model="conv", input_dim=64, image_shape=(8, 8), conv_channels=(4, 4)))
+    (1, 8, 8)
+    """
+    if not cfg.image_shape:
+        raise ConfigError(
+            f"model={cfg.model!r} with convolutions needs image_shape, the (channels, height, width) of one "
+            "sample: pass image_shape to fit (or --image-shape 1,64,64), or use a dataset that has one."
+        )
+    chw = image_chw(cfg.image_shape)
+    if chw[0] * chw[1] * chw[2] != cfg.input_dim:
+        raise ConfigError(
+            f"image_shape={cfg.image_shape} has {chw[0] * chw[1] * chw[2]} values, but the data has "
+            f"{cfg.input_dim} features. Pass the shape of one sample."
+        )
+    n = len(cfg.conv_channels)
+    if min(chw[1], chw[2]) < 2**n:
+        raise ConfigError(
+            f"conv_channels={cfg.conv_channels} halves the image {n} times, but a {chw[1]}x{chw[2]} image "
+            f"allows at most {int(min(chw[1], chw[2])).bit_length() - 1}. Pass fewer conv_channels."
+        )
+    return chw
+
+
 @dataclass
-class TrainConfig(_Config):
+class TrainConfig(Config):
     """How a model is trained.
 
     The defaults were chosen by measurement (``benchmarks/defaults_evidence.py``): the
@@ -492,34 +597,34 @@ class TrainConfig(_Config):
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid field."""
         if self.epochs is not None:
-            _positive_int("epochs", self.epochs)
-        _positive_int("batch_size", self.batch_size)
-        _finite("lr", self.lr, 0.0, 10.0, low_open=True)
-        _one_of("lr_schedule", self.lr_schedule, ("cosine", "constant"))
-        _finite("weight_decay", self.weight_decay, 0.0, 10.0)
-        _finite("validation_fraction", self.validation_fraction, 0.0, 0.9)
-        _positive_int("patience", self.patience, minimum=0)
-        _check(
+            check_int("epochs", self.epochs)
+        check_int("batch_size", self.batch_size)
+        check_number("lr", self.lr, 0.0, 10.0, low_open=True)
+        check_choice("lr_schedule", self.lr_schedule, ("cosine", "constant"))
+        check_number("weight_decay", self.weight_decay, 0.0, 10.0)
+        check_number("validation_fraction", self.validation_fraction, 0.0, 0.9)
+        check_int("patience", self.patience, minimum=0)
+        require(
             isinstance(self.restore_best, bool),
             f"restore_best={self.restore_best!r} must be a bool.",
         )
-        _check(isinstance(self.shuffle, bool), f"shuffle={self.shuffle!r} must be a bool.")
-        _positive_int("n_init", self.n_init)
-        _check(
+        require(isinstance(self.shuffle, bool), f"shuffle={self.shuffle!r} must be a bool.")
+        check_int("n_init", self.n_init)
+        require(
             self.random_state is None
             or (isinstance(self.random_state, int) and not isinstance(self.random_state, bool)),
             f"random_state={self.random_state!r} is invalid: expected None or an integer.",
         )
-        _positive_int("verbose", self.verbose, minimum=0)
-        _check(
+        check_int("verbose", self.verbose, minimum=0)
+        require(
             isinstance(self.device, str) and (self.device in ("cpu", "auto") or self.device.startswith("cuda")),
             f"device={self.device!r} is not known; use 'cpu', 'cuda', 'cuda:N' or 'auto'.",
         )
-        _one_of("precision", self.precision, ("fp32", "bf16"))
+        check_choice("precision", self.precision, ("fp32", "bf16"))
 
 
 @dataclass
-class DataConfig(_Config):
+class DataConfig(Config):
     """Where training data comes from and how it is prepared.
 
     Examples
@@ -538,9 +643,9 @@ class DataConfig(_Config):
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid field."""
-        _check(isinstance(self.data, str) and self.data != "", "data must be a dataset name or a path.")
-        _one_of("scaling", self.scaling, SCALINGS)
-        _finite("test_fraction", self.test_fraction, 0.0, 0.9)
+        require(isinstance(self.data, str) and self.data != "", "data must be a dataset name or a path.")
+        check_choice("scaling", self.scaling, SCALINGS)
+        check_number("test_fraction", self.test_fraction, 0.0, 0.9)
 
 
 def defaults(cls: type) -> dict[str, Any]:
@@ -555,3 +660,192 @@ def defaults(cls: type) -> dict[str, Any]:
     for f in fields(cls):
         out[f.name] = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
     return out
+
+
+# --------------------------------------------------------------------------- applications and sweeps
+SCORINGS = ("likelihood", "reconstruction")
+"""Accepted values of ``AnomalyDetector(scoring=...)``."""
+
+
+@dataclass
+class AnomalyConfig(Config):
+    """How :class:`AnomalyDetector` scores and flags samples (also the options of ``lucidae detect``).
+
+    Examples
+    --------
+    >>> AnomalyConfig(contamination=0.05).validate()
+    >>> AnomalyConfig(contamination=0.7).validate()
+    Traceback (most recent call last):
+    ...
+    lucidae.errors.ConfigError: contamination=0.7 is invalid: expected a number in (0.0, 0.5].
+    """
+
+    contamination: float = 0.1
+    """Expected share of outliers in the training data, in (0, 0.5]; the threshold flags that share (PyOD's 0.1)."""
+    scoring: str = "likelihood"
+    """"likelihood": reconstruction error plus the code's Mahalanobis distance; "reconstruction": the error alone."""
+    n_neighbors: int = 5
+    """Nearest normal training samples that explain() returns."""
+    random_state: int | None = None
+    """Seed for the default autoencoder; same seed, same scores on CPU."""
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first invalid field."""
+        check_number("contamination", self.contamination, 0.0, 0.5, low_open=True)
+        check_choice("scoring", self.scoring, SCORINGS)
+        check_int("n_neighbors", self.n_neighbors)
+        check_seed(self.random_state)
+
+
+VECTORIZERS = ("tfidf", "count")
+"""Accepted values of ``TextTopics(vectorizer=...)``."""
+
+STOP_WORDS = ("english", "none")
+"""Accepted values of ``TextTopics(stop_words=...)``: scikit-learn's English list, or keep every word."""
+
+
+@dataclass
+class TopicsConfig(Config):
+    """How :class:`TextTopics` vectorises documents and sizes its code (also the options of ``lucidae topics``).
+
+    Examples
+    --------
+    >>> TopicsConfig(n_latents=16, k=2).validate()
+    >>> TopicsConfig(n_latents=4, k=8).validate()
+    Traceback (most recent call last):
+    ...
+    lucidae.errors.ConfigError: k=8 is larger than n_latents=4; use k <= n_latents.
+    """
+
+    n_latents: int = 32
+    """Number of latents (topics) of the TopK sparse autoencoder."""
+    k: int = 4
+    """Active latents per document (TopK's k)."""
+    vectorizer: str = "tfidf"
+    """"tfidf" (sublinear term frequency, L2-normalised rows) or "count" (counts scaled to unit row sums)."""
+    max_features: int = 5000
+    """Vocabulary size: the most frequent words are kept."""
+    min_df: int = 2
+    """Words in fewer documents than this are dropped."""
+    max_df: float = 0.5
+    """Words in a larger share of documents than this are dropped (near-stop words), in (0, 1]."""
+    stop_words: str = "english"
+    """"english": drop scikit-learn's English stop words; "none": keep every word."""
+    random_state: int | None = None
+    """Seed of the autoencoder; the same seed gives the same topics on CPU."""
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first invalid field."""
+        for name in ("n_latents", "k", "max_features", "min_df"):
+            check_int(name, getattr(self, name))
+        require(self.k <= self.n_latents, f"k={self.k} is larger than n_latents={self.n_latents}; use k <= n_latents.")
+        check_choice("vectorizer", self.vectorizer, VECTORIZERS)
+        check_number("max_df", self.max_df, 0.0, 1.0, low_open=True)
+        check_choice("stop_words", self.stop_words, STOP_WORDS)
+        check_seed(self.random_state)
+
+
+@dataclass
+class SweepConfig(Config):
+    """The grid a sweep trains; every tuple is one lever's values.
+
+    The default grid trains 20 small runs on the bundled digits in a few minutes on 2 CPU cores.
+
+    Examples
+    --------
+    >>> SweepConfig(latent_dims=(4,), depths=(1,), activations=("relu",)).validate()
+    >>> SweepConfig(activations=("tanh",)).validate()
+    Traceback (most recent call last):
+    ...
+    lucidae.errors.ConfigError: activations contains 'tanh'; allowed values are ['relu', 'linear'].
+    """
+
+    data: str = "digits"
+    """Dataset: a built-in name or a path (as for `lucidae train --data`)."""
+    latent_dims: tuple[int, ...] = (8, 32)
+    """Code sizes to try."""
+    depths: tuple[int, ...] = (0, 1)
+    """Numbers of hidden layers to try (0: the encoder maps the input straight to the code)."""
+    widths: tuple[int, ...] = (64,)
+    """Widths of the hidden layers to try (every hidden layer of a run has the same width)."""
+    activations: tuple[str, ...] = ("relu", "linear")
+    """Activations to try: "relu" is the classic model (ReLU inside and on the code, sigmoid output);
+    "linear" makes every activation the identity."""
+    weight_decays: tuple[float, ...] = (0.05,)
+    """L2 strengths (decoupled weight decay) to try on the ReLU model; 0 values are ignored."""
+    l1_coefficients: tuple[float, ...] = (0.01,)
+    """L1 penalties on the code to try with the "sparse" family."""
+    topk_ks: tuple[int, ...] = (4, 8)
+    """Active latents per sample to try with the "topk" family (values above a code size are skipped)."""
+    betas: tuple[float, ...] = (1.0, 4.0)
+    """KL weights to try with the "vae" family (1: plain VAE; above 1: beta-VAE)."""
+    prune_amounts: tuple[float, ...] = (0.5, 0.9)
+    """Shares of weights to prune from every ReLU architecture run, each pruned model a point of
+    its own (dead units are removed too); empty: no pruning."""
+    prune_fine_tune_epochs: int = 10
+    """Epochs each pruned model trains on with its pruned weights held at zero (0: none)."""
+    epochs: int = 40
+    """Training epochs of every run (small, so the grid finishes quickly)."""
+    test_fraction: float = 0.2
+    """Share of the samples held out for the fidelity and interpretability measures."""
+    random_state: int = 0
+    """Seed of every run (initialisation, split, shuffling)."""
+    max_latents: int = 8
+    """Latent cards drawn in each run's report."""
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first invalid field."""
+        require(isinstance(self.data, str) and self.data != "", "data must be a dataset name or a path.")
+        for name in ("latent_dims", "widths", "depths", "topk_ks"):
+            values = getattr(self, name)
+            minimum = 0 if name == "depths" else 1
+            require(isinstance(values, tuple), f"{name}={values!r} must be a tuple of integers.")
+            for v in values:
+                check_int(name, v, minimum=minimum)
+        require(bool(self.latent_dims), "latent_dims is empty: give at least one code size, e.g. 8.")
+        require(bool(self.depths) and bool(self.widths), "depths and widths need at least one value each.")
+        require(bool(self.activations), "activations is empty: give 'relu', 'linear' or both.")
+        for a in self.activations:
+            require(a in ("relu", "linear"), f"activations contains {a!r}; allowed values are ['relu', 'linear'].")
+        for name in ("weight_decays", "l1_coefficients", "betas"):
+            for v in getattr(self, name):
+                check_number(name, v, 0.0, 1e4)
+        for v in self.prune_amounts:
+            check_number("prune_amounts", v, 0.0, 1.0)
+        check_int("prune_fine_tune_epochs", self.prune_fine_tune_epochs, minimum=0)
+        check_int("epochs", self.epochs)
+        check_number("test_fraction", self.test_fraction, 0.0, 0.9, low_open=True)
+        check_int("random_state", self.random_state, minimum=0)
+        check_int("max_latents", self.max_latents)
+
+    @classmethod
+    def from_cli(cls, options: dict[str, Any]) -> SweepConfig:
+        """Build a config from CLI options, where tuples arrive as comma-separated text.
+
+        Examples
+        --------
+        >>> SweepConfig.from_cli({"latent_dims": "4, 16", "activations": "linear"}).latent_dims
+        (4, 16)
+        """
+        hints = typing.get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in options:
+                continue
+            value = options[f.name]
+            if typing.get_origin(hints[f.name]) is tuple and isinstance(value, str):
+                kind = typing.get_args(hints[f.name])[0]
+                parts = [p.strip() for p in value.split(",") if p.strip()]
+                try:
+                    value = tuple(kind(p) for p in parts)
+                except ValueError as err:
+                    raise ConfigError(
+                        f"--{f.name.replace('_', '-')} {value!r} is invalid: expected comma-separated "
+                        f"{kind.__name__} values such as {_cli_example(kind)!r}."
+                    ) from err
+            values[f.name] = value
+        return cls.from_dict(values)
+
+
+def _cli_example(kind: type) -> str:
+    return {int: "8,32", float: "0.01,0.1", str: "relu,linear"}.get(kind, "a,b")

@@ -491,7 +491,7 @@ def integrated_gradients(
 
 def _attribute(est: Any, X: Any, fn: Any, target: str, baseline: Any, n_steps: int, method: str) -> Attribution:
     check_is_fitted(est, "module_")
-    Xs = est._prepare(X)  # (n, features) scaled, float32
+    Xs = est.scale_inputs(X)  # (n, features) scaled, float32
     base = _baseline(est, Xs, baseline)
     device = _device(est)
     x = torch.from_numpy(np.ascontiguousarray(Xs, dtype=np.float32)).to(device)

@@ -48,7 +48,11 @@ ACTIVATION_NAMES: dict[type[nn.Module], str] = {
     nn.Tanh: "tanh",
 }
 """Activation modules whose derivative this step applies from the activation's output alone."""
-ACTIVATIONS = tuple(ACTIVATION_NAMES.values())
+FUSED_ACTIVATIONS = tuple(ACTIVATION_NAMES.values())
+"""The activation names (a subset of :data:`lucidae.config.ACTIVATIONS`) the fused step handles; the others train
+through autograd."""
+ACTIVATIONS = FUSED_ACTIVATIONS
+"""The former name of :data:`FUSED_ACTIVATIONS`, kept for old imports."""
 
 
 class Layer(NamedTuple):
@@ -67,7 +71,7 @@ def plain_dense_layers(module: nn.Module, cfg: TrainConfig) -> list[Layer] | Non
 
     That is a :class:`~lucidae.models.dense.DenseAutoEncoder` or
     :class:`~lucidae.models.dense.LinearAutoEncoder` itself (not a subclass, and without
-    methods replaced on the instance), with activations in :data:`ACTIVATIONS`, every
+    methods replaced on the instance), with activations in :data:`FUSED_ACTIVATIONS`, every
     parameter trainable, in fp32 on the CPU; tied weights, input noise and the weight and
     code penalties are fine. Anything else is trained through autograd, which handles
     every model.

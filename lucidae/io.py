@@ -16,14 +16,17 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import Tensor
+if TYPE_CHECKING:
+    from torch import Tensor
 
-from lucidae.errors import ConfigError, CorruptFileError
+from lucidae.errors import CorruptFileError
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
+RUN_FILE = "run.json"
+"""The run record beside a model: the data, the held-out split and its metrics (see :mod:`lucidae.runs`)."""
 INNER = "estimator"
 """Sub-folder in which a saved detector or topic model keeps the autoencoder it holds."""
 FORMAT_VERSION = 1
@@ -56,10 +59,37 @@ def _fsync_file(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
-def write_json(path: str | os.PathLike, data: Any) -> None:
-    """Write JSON atomically: to a flushed, fsynced temporary sibling, then renamed over ``path``.
+def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
+    """Write ``data`` to ``path`` atomically: to a flushed, fsynced temporary sibling, then renamed over ``path``.
 
-    A crash leaves the old file or the new one, never a truncated one.
+    A crash leaves the old file or the new one, never a truncated one, and a failed
+    write leaves no temporary file behind. ``str`` is written as UTF-8. Every file
+    lucidae writes whole (JSON records, pages, codes) goes through here.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = atomic_write(pathlib.Path(tempfile.mkdtemp()) / "a.txt", "hello")
+    >>> p.read_text(), [q.name for q in p.parent.iterdir()]
+    ('hello', ['a.txt'])
+    """
+    path = Path(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    """Write JSON atomically (:func:`atomic_write`); NaN and infinity are refused, as JSON has none.
 
     Examples
     --------
@@ -69,18 +99,7 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
     >>> json.loads(p.read_text())
     {'a': 1}
     """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=False, allow_nan=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 def replace_dir(tmp: Path, final: Path) -> None:
@@ -103,10 +122,14 @@ def replace_dir(tmp: Path, final: Path) -> None:
         os.close(dir_fd)
 
 
-def write_model_dir(path: str | os.PathLike, tensors: dict[str, Tensor], config: dict[str, Any]) -> Path:
-    """Write ``tensors`` and ``config`` to directory ``path`` atomically.
+def write_model_dir(
+    path: str | os.PathLike, tensors: dict[str, Tensor], config: dict[str, Any], *, run: dict[str, Any] | None = None
+) -> Path:
+    """Write ``tensors`` and ``config`` (and the ``run`` record, if given) to directory ``path`` atomically.
 
-    Other files already in ``path`` (a report, a checkpoint) are kept.
+    Other files already in ``path`` (a report, a checkpoint) are kept. The run record is
+    written into the same new folder before it is swapped in, so the folder never pairs
+    a new model with an old record.
 
     Parameters
     ----------
@@ -116,6 +139,8 @@ def write_model_dir(path: str | os.PathLike, tensors: dict[str, Tensor], config:
         Weights and fitted arrays.
     config : dict
         JSON-serialisable description; ``format_version`` and ``sha256`` are added.
+    run : dict, optional
+        Written to ``run.json`` (:data:`RUN_FILE`), replacing any there.
 
     Returns
     -------
@@ -138,7 +163,7 @@ def write_model_dir(path: str | os.PathLike, tensors: dict[str, Tensor], config:
     try:
         if final.is_dir():  # keep the files that are not ours (reports, checkpoints)
             for item in final.iterdir():
-                if item.name not in (WEIGHTS, CONFIG):
+                if item.name not in (WEIGHTS, CONFIG) and not (run is not None and item.name == RUN_FILE):
                     target = tmp / item.name
                     (shutil.copytree if item.is_dir() else shutil.copy2)(item, target)
         contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
@@ -146,6 +171,8 @@ def write_model_dir(path: str | os.PathLike, tensors: dict[str, Tensor], config:
         _fsync_file(tmp / WEIGHTS)
         config = {"format_version": FORMAT_VERSION, **config, "sha256": sha256_of(tmp / WEIGHTS)}
         write_json(tmp / CONFIG, config)
+        if run is not None:
+            write_json(tmp / RUN_FILE, run)
         replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -226,59 +253,7 @@ def read_tensors(path: str | os.PathLike, config: dict[str, Any]) -> dict[str, T
         raise CorruptFileError(f"{weights} could not be read: {err}") from err
 
 
-def write_inner_estimator(estimator: Any, folder: str | os.PathLike, owner: str) -> str:
-    """Save the lucidae ``estimator`` that a ``owner`` holds into ``folder/estimator``; return its checksum.
-
-    The owner records the checksum in its own ``config.json``, so that
-    :func:`read_inner_estimator` refuses a folder whose inner model was swapped.
-
-    Examples
-    --------
-    >>> import tempfile, numpy as np
-    >>> from lucidae import AutoEncoder
-    >>> ae = AutoEncoder(hidden_dims=(), latent_dim=1, epochs=1, verbose=0).fit(np.random.rand(20, 3))
-    >>> len(write_inner_estimator(ae, tempfile.mkdtemp(), "AnomalyDetector"))
-    64
-    """
-    from lucidae.estimators import BaseAutoEncoder
-
-    if not isinstance(estimator, BaseAutoEncoder):
-        raise ConfigError(
-            f"Only a {owner} holding a lucidae estimator can be saved; this one holds {type(estimator).__name__}."
-        )
-    return read_config(estimator.save(Path(folder) / INNER))["sha256"]
-
-
-def read_inner_estimator(folder: str | os.PathLike, config: dict[str, Any], owner: str) -> Any:
-    """Load the estimator in ``folder/estimator`` after checking it is the one ``config`` recorded.
-
-    Raises
-    ------
-    CorruptFileError
-        When the inner folder is missing or damaged, or its checksum is not ``config["inner_sha256"]``.
-
-    Examples
-    --------
-    >>> import tempfile, numpy as np
-    >>> from lucidae import AutoEncoder
-    >>> ae = AutoEncoder(hidden_dims=(), latent_dim=1, epochs=1, verbose=0).fit(np.random.rand(20, 3))
-    >>> folder = tempfile.mkdtemp()
-    >>> sha = write_inner_estimator(ae, folder, "AnomalyDetector")
-    >>> type(read_inner_estimator(folder, {"inner_sha256": sha}, "AnomalyDetector")).__name__
-    'AutoEncoder'
-    """
-    from lucidae.estimators import load
-
-    inner = Path(folder) / INNER
-    if read_config(inner).get("sha256") != config.get("inner_sha256"):
-        raise CorruptFileError(
-            f"{inner} is not the model that was saved with the {owner} in {folder} (checksums differ). "
-            f"Save the {owner} again."
-        )
-    return load(inner)
-
-
-def read_run_record(path: str | os.PathLike, name: str = "run.json") -> dict[str, Any]:
+def read_run_record(path: str | os.PathLike, name: str = RUN_FILE) -> dict[str, Any]:
     """Read the ``run.json`` that ``lucidae train`` writes beside a model; ``{}`` when there is none.
 
     The record may come from someone else, so it is checked as far as its readers rely

@@ -53,16 +53,17 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+from sklearn.utils.validation import check_is_fitted
 from torch import Tensor, nn
 
 from lucidae.errors import ConfigError, DataError
-from lucidae.metrics import fvu
+from lucidae.metrics import collapsed_latents, fvu
 from lucidae.models import build_model
 from lucidae.models.conv import ConvolutionalAutoEncoder
 from lucidae.models.dense import DenseAutoEncoder, TiedLinear, weight_matrices
 from lucidae.models.sparse import SAE
 from lucidae.models.vae import VariationalAutoEncoder
-from lucidae.train import seeded
+from lucidae.train import seeded, train
 
 SCOPES = ("global", "layer")
 """Where the pruning fraction applies: over all weights together, or within each layer."""
@@ -455,8 +456,6 @@ def vae_collapsed_latents(
     >>> vae_collapsed_latents(vae, torch.rand(50, 6))[0].tolist()
     [1]
     """
-    from lucidae.metrics import collapsed_latents
-
     mu = torch.cat([module.encode(X[s : s + batch_size]) for s in range(0, X.shape[0], batch_size)])  # (n, latent)
     Z = mu.double().cpu().numpy()
     return collapsed_latents(Z), Z.mean(axis=0), Z.var(axis=0)
@@ -619,8 +618,6 @@ def prune(
     >>> small.latent_dim_after < 256, abs(small.fvu_after - small.fvu_before) < 1e-6
     (True, True)
     """
-    from sklearn.utils.validation import check_is_fitted
-
     check_is_fitted(estimator, "module_")
     module = estimator.module_
     if not isinstance(module, (DenseAutoEncoder, SAE, VariationalAutoEncoder, ConvolutionalAutoEncoder)):
@@ -636,8 +633,8 @@ def prune(
     if isinstance(fine_tune_epochs, bool) or not isinstance(fine_tune_epochs, int) or fine_tune_epochs < 0:
         raise ConfigError(f"fine_tune_epochs={fine_tune_epochs!r} is invalid: expected an integer >= 0 (0: none).")
 
-    Xs = estimator._prepare(X)  # (n, features) scaled, validated
-    recon_before = estimator._run(lambda xb: module(xb).recon, Xs)
+    Xs = estimator.scale_inputs(X)  # (n, features) scaled, validated
+    recon_before = estimator.run_module(lambda xb: module(xb).recon, Xs)
     fvu_before = fvu(Xs, recon_before)
     weights_before = count_nonzero_weights(module)
 
@@ -674,7 +671,7 @@ def prune(
         new.history_ = estimator.history_.continued(history)
         new.n_iter_ = len(new.history_.records)
         new.fit_seconds_ = estimator.fit_seconds_ + sum(r["seconds"] for r in history.records)
-    recon_after = new._run(lambda xb: pruned(xb).recon, Xs)
+    recon_after = new.run_module(lambda xb: pruned(xb).recon, Xs)
     return PruneResult(
         estimator=new,
         fvu_before=fvu_before,
@@ -693,8 +690,6 @@ def prune(
 
 def _fine_tune(estimator: Any, module: nn.Module, Xs: np.ndarray, epochs: int) -> Any:
     """Train ``module`` (pruned) ``epochs`` more on ``Xs`` with its zero weights held at zero; returns the history."""
-    from lucidae.train import train
-
     masks = [(w, w != 0) for w in own_weights(module)]
     own = getattr(type(module), "after_step", None)  # an SAE renormalises its atoms after each step
 
@@ -705,7 +700,7 @@ def _fine_tune(estimator: Any, module: nn.Module, Xs: np.ndarray, epochs: int) -
         if own is not None:  # after the masking, so that an SAE's atoms end at unit norm
             own(module)
 
-    cfg = replace(estimator._train_config(), epochs=epochs, n_init=1)
+    cfg = replace(estimator.get_train_config(), epochs=epochs, n_init=1)
     module.after_step = after_step  # the trainer calls it after every optimiser step
     try:
         history = train(module.train(), Xs, cfg, warm_start=True)

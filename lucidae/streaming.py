@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from lucidae.arrays import check_npy
 from lucidae.errors import DataError
 from lucidae.scaling import TRANSFORM_BLOCK, FeatureStats, Scaler, feature_stats, needs_moments, scaler_from_stats
 
@@ -80,8 +81,6 @@ def open_array(X: Any) -> Any:
         path = Path(X)
         if not path.is_file():
             raise DataError(f"{path} does not exist. Pass the path of a .npy file saved with numpy.save.")
-        from lucidae.validation import check_npy
-
         check_npy(path)  # a damaged or lying header is a DataError before numpy parses it
         try:
             X = np.load(path, mmap_mode="r", allow_pickle=False)

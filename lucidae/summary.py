@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from lucidae import metrics
 from lucidae.errors import DataError
+from lucidae.explain import decoder_directions
 from lucidae.models.vae import VariationalAutoEncoder
 
 
@@ -184,7 +185,7 @@ def summarize(
     module.eval()
     with torch.no_grad():
         for start in range(0, n, batch_size):
-            xs = estimator._prepare(_rows(X, slice(start, start + batch_size)))  # (batch, features) scaled
+            xs = estimator.scale_inputs(_rows(X, slice(start, start + batch_size)))  # (batch, features) scaled
             # np.require copies read-only rows (a memmap), which torch cannot wrap safely
             xb = torch.from_numpy(np.require(xs, requirements=["C", "W"])).to(device)
             z = module.encode(xb)  # (batch, latent)
@@ -282,10 +283,8 @@ def summarize(
         add("mean_abs_correlation", "structure", float(off.mean()), f"mean |r| between latents is {off.mean():.2f}.")
     n_features = estimator.n_features_in_
     if d < n_features:
-        from lucidae.explain import decoder_directions
-
         Xsub = _rows(X, sub)
-        angles = metrics.pca_angles(decoder_directions(estimator, Xsub), estimator._prepare(Xsub))
+        angles = metrics.pca_angles(decoder_directions(estimator, Xsub), estimator.scale_inputs(Xsub))
         add(
             "pca_angle_mean",
             "structure",

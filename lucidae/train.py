@@ -8,15 +8,23 @@ It works for every lucidae module (and any ``nn.Module`` that has the same hooks
 - ``module.after_step()`` runs after every optimiser step, for constraints such as
   unit-norm decoder columns (optional).
 
-The in-memory path keeps the whole training set as one tensor and gathers each batch
-from it with one ``index_select`` of a per-epoch permutation: no per-sample Python work
-and no ``DataLoader`` collation. A :class:`lucidae.streaming.ChunkSource` is streamed in
-shuffled chunks instead (data larger than memory). Under torchrun the model is wrapped in
-``DistributedDataParallel`` and each rank takes its share of every global batch. The
-epoch's loss is summed on the device; one number is read back every
-:data:`CHECK_EVERY` steps to stop a NaN or exploding loss early. With ``checkpoint_dir``
-the state after each epoch is saved (:mod:`lucidae.checkpoint`), Ctrl-C saves it too, and
-``resume=True`` continues bit-exactly on CPU.
+The data reaches the loop through :mod:`lucidae.batches`: in memory, each batch gathered
+with one ``index_select`` of a per-epoch permutation, or a
+:class:`lucidae.streaming.ChunkSource` streamed in shuffled chunks (data larger than
+memory). Under torchrun the model is wrapped in ``DistributedDataParallel`` and each rank
+takes its share of every global batch. The plain dense autoencoder's step is written out
+without autograd (:mod:`lucidae.fast_step`). The epoch's loss is summed on the device;
+one number is read back every :data:`CHECK_EVERY` steps to stop a NaN or exploding loss
+early. With ``checkpoint_dir`` the state after each epoch is saved
+(:mod:`lucidae.checkpoint`), Ctrl-C saves it too, and ``resume=True`` continues
+bit-exactly on CPU.
+
+:func:`train` reads as its steps: the device, shuffling generator and data with its
+validation part held out (``_training_data``), the checkpoint to resume from
+(``_resumable_checkpoint``), then one ``_Run`` that starts (model on the device,
+optimiser, restored state, fast path), trains its epochs and finishes (best weights
+back). :class:`History` (:mod:`lucidae.history`) and the batching helpers
+(:mod:`lucidae.batches`) are re-exported here, where they have always been imported from.
 """
 
 from __future__ import annotations
@@ -28,23 +36,46 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
+from lucidae import fast_step, streaming
+from lucidae.batches import EVAL_BATCH, PREPARE_ROWS, as_tensor, evaluate, split_validation
+from lucidae.batches import MemoryData as _MemoryData
+from lucidae.batches import StreamData as _StreamData
+from lucidae.checkpoint import TrainState, load_checkpoint, save_checkpoint
 from lucidae.config import TrainConfig
 from lucidae.distributed import World, all_reduce_sum, world
-from lucidae.errors import ConfigError, CorruptFileError, DataError, TrainingError
+from lucidae.errors import ConfigError, CorruptFileError, TrainingError
+from lucidae.history import History
 
-PREPARE_ROWS = 4096
-"""Rows of a streamed dataset passed to ``module.prepare`` for data-dependent initialisation."""
-
-EVAL_BATCH = 4096
-"""Samples per forward pass when evaluating (no gradients, so larger batches are fine)."""
+__all__ = [
+    "AUTO_EPOCHS",
+    "AUTO_STEPS",
+    "CHECK_EVERY",
+    "EVAL_BATCH",
+    "EXPLODE_FACTOR",
+    "MIN_LR_RATIO",
+    "PREPARE_ROWS",
+    "History",
+    "TrainingInterrupted",
+    "as_tensor",
+    "auto_epochs",
+    "evaluate",
+    "fused_adam_step",
+    "lr_at",
+    "make_optimizer",
+    "resolve_device",
+    "resolve_seed",
+    "seeded",
+    "split_validation",
+    "train",
+]
 
 AUTO_STEPS = 5000
 """With ``epochs=None``, train for about this many optimiser steps ..."""
@@ -53,65 +84,6 @@ AUTO_EPOCHS = (20, 500)
 
 MIN_LR_RATIO = 0.05
 """The cosine schedule decays to this fraction of the peak learning rate."""
-
-
-@dataclass
-class History:
-    """What happened during training, one record per epoch.
-
-    Examples
-    --------
-    >>> h = History(records=[{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.4}])
-    >>> h.losses
-    [0.5, 0.4]
-    """
-
-    records: list[dict[str, Any]] = field(default_factory=list)
-    """Per epoch: ``epoch``, ``loss`` (training objective), each named loss term,
-    ``val_loss`` (when validating), ``lr``, ``seconds`` and ``samples_per_s``."""
-    best_epoch: int | None = None
-    """Epoch whose weights were kept (1-based) when validation was on."""
-    stopped_early: bool = False
-    """True when early stopping ended training before ``epochs``."""
-
-    @property
-    def losses(self) -> list[float]:
-        """Training loss per epoch."""
-        return [r["loss"] for r in self.records]
-
-    def continued(self, more: History) -> History:
-        """This history followed by ``more``, a continuation (warm start, fine-tuning), its epochs numbered on.
-
-        Examples
-        --------
-        >>> first = History(records=[{"epoch": 1, "loss": 0.5}], best_epoch=1)
-        >>> both = first.continued(History(records=[{"epoch": 1, "loss": 0.4}], best_epoch=1))
-        >>> [r["epoch"] for r in both.records], both.best_epoch, len(first.records)
-        ([1, 2], 2, 1)
-        """
-        done = len(self.records)
-        return History(
-            [*self.records, *({**r, "epoch": done + r["epoch"]} for r in more.records)],
-            None if more.best_epoch is None else done + more.best_epoch,
-            more.stopped_early,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form, stored in ``config.json``."""
-        return {
-            "records": self.records,
-            "best_epoch": self.best_epoch,
-            "stopped_early": self.stopped_early,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> History:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            list(data.get("records", [])),
-            data.get("best_epoch"),
-            bool(data.get("stopped_early", False)),
-        )
 
 
 def resolve_device(name: str) -> torch.device:
@@ -285,35 +257,6 @@ def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
     return cfg.lr * (MIN_LR_RATIO + (1 - MIN_LR_RATIO) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def split_validation(n: int, fraction: float, generator: torch.Generator) -> tuple[Tensor, Tensor | None]:
-    """Random train/validation indices; no validation when either side would be empty.
-
-    Examples
-    --------
-    >>> tr, va = split_validation(10, 0.2, torch.Generator().manual_seed(0))
-    >>> len(tr), len(va)
-    (8, 2)
-    """
-    n_val = int(round(n * fraction))
-    if fraction <= 0 or n_val < 1 or n - n_val < 1:
-        return torch.arange(n), None
-    perm = torch.randperm(n, generator=generator)
-    return perm[n_val:].sort().values, perm[:n_val].sort().values
-
-
-@torch.no_grad()
-def evaluate(module: nn.Module, X: Tensor, batch_size: int = EVAL_BATCH) -> float:
-    """Mean training objective of ``module`` over ``X`` (no gradients, eval mode)."""
-    was_training = module.training
-    module.eval()
-    total = 0.0
-    for start in range(0, X.shape[0], batch_size):
-        xb = X[start : start + batch_size]  # (batch, features)
-        total += float(module.loss(xb, xb).total) * xb.shape[0]
-    module.train(was_training)
-    return total / X.shape[0]
-
-
 class _Progress:
     """A rich progress bar on a terminal when verbose; one line per epoch at verbose >= 2."""
 
@@ -356,22 +299,6 @@ class _Progress:
             self.bar.stop()
 
 
-def as_tensor(X: Any) -> Tensor:
-    """Float32 CPU tensor from an array-like, copying only when needed.
-
-    Examples
-    --------
-    >>> as_tensor([[1, 2]]).dtype
-    torch.float32
-    """
-    if isinstance(X, Tensor):
-        return X.detach().to(torch.float32)
-    arr = np.asarray(X, dtype=np.float32)
-    if not arr.flags.writeable or not arr.flags.c_contiguous:
-        arr = np.ascontiguousarray(arr).copy()
-    return torch.from_numpy(arr)
-
-
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C during :func:`train`: the state after the last finished epoch was saved.
 
@@ -396,186 +323,6 @@ class _LossModule(nn.Module):
         return self.module.loss(x, x)
 
 
-class _MemoryData:
-    """The whole training set as one tensor on the device.
-
-    Each epoch gathers the shuffled rows once into a reused buffer and feeds contiguous
-    slices of it: no per-sample Python work, no ``DataLoader`` collation and no fresh
-    allocation per epoch. With several processes every rank takes its own share of
-    every global batch, so the ranks together see exactly the batches a single process
-    would.
-    """
-
-    def __init__(self, X: Any, cfg: TrainConfig, gen: torch.Generator, me: World, device: torch.device):
-        data = as_tensor(X)
-        if data.ndim != 2 or data.shape[0] < 1:
-            raise DataError(f"train expects a 2-D array with at least one sample, got shape {tuple(data.shape)}.")
-        train_idx, val_idx = split_validation(data.shape[0], cfg.validation_fraction, gen)
-        whole = train_idx.numel() == data.shape[0]
-        self.X = (data if whole else data[train_idx]).to(device)  # (n_train, features)
-        self.X_val = data[val_idx].to(device) if val_idx is not None else None
-        self.n = self.X.shape[0]
-        self.batch = cfg.batch_size
-        self.shuffle = cfg.shuffle
-        self.me = me
-        self.steps_per_epoch = math.ceil(self.n / self.batch)
-        if me.size > 1 and 0 < self.n % self.batch < me.size:
-            self.steps_per_epoch -= 1  # a last global batch too small to give every rank a row is dropped
-
-    def prepare_sample(self) -> Tensor:
-        return self.X
-
-    def batches(self, gen: torch.Generator) -> Iterator[tuple[Tensor, int, float | None]]:
-        """Yield ``(x, rows, weight)``; ``weight`` rescales a rank's mean loss to its share of the global batch."""
-        order = torch.randperm(self.n, generator=gen).to(self.X.device) if self.shuffle else None
-        if self.me.size == 1:
-            for b in range(self.steps_per_epoch):
-                if order is None:
-                    xb = self.X[b * self.batch : (b + 1) * self.batch]  # (batch, features)
-                else:
-                    # gathered batch by batch: the rows land in cache right before the forward pass
-                    # reads them (a whole-epoch gather streams the data through memory twice more)
-                    xb = torch.index_select(self.X, 0, order[b * self.batch : (b + 1) * self.batch])
-                yield xb, xb.shape[0], None
-            return
-        if order is None:
-            order = torch.arange(self.n, device=self.X.device)
-        parts, sizes = [], []
-        for b in range(self.steps_per_epoch):
-            glob = order[b * self.batch : (b + 1) * self.batch]
-            mine = torch.tensor_split(glob, self.me.size)[self.me.rank]
-            parts.append(mine)
-            sizes.append((mine.numel(), glob.numel()))
-        local = torch.index_select(self.X, 0, torch.cat(parts))  # (rows of this rank, features)
-        start = 0
-        for rows, total in sizes:
-            yield local[start : start + rows], rows, rows * self.me.size / total
-            start += rows
-
-    def validation_loss(self, module: nn.Module) -> float | None:
-        return None if self.X_val is None else evaluate(module, self.X_val)
-
-
-class _StreamData:
-    """Chunks of an on-disk array (:class:`lucidae.streaming.ChunkSource`), shuffled locally.
-
-    Every epoch the order of the training chunks is shuffled; :data:`SHUFFLE_CHUNKS` full
-    chunks' worth of them at a time are read (in a background thread, while the previous buffer trains),
-    their rows shuffled together and fed in batches. Validation holds out whole chunks.
-    With several processes each rank reads only its own chunks.
-    """
-
-    def __init__(self, source: Any, cfg: TrainConfig, gen: torch.Generator, me: World, device: torch.device):
-        from lucidae.streaming import CHUNK_BYTES, SHUFFLE_CHUNKS
-
-        self.source = source
-        self.me = me
-        self.device = device
-        self.shuffle = cfg.shuffle
-        # the shuffle buffer holds SHUFFLE_CHUNKS full chunks' worth of bytes: the smaller chunks of a
-        # small file are that many more per buffer, so a file under 128 MB is still shuffled as a whole
-        chunk_bytes = 4 * max(1, source.chunk_rows * source.n_features)
-        self.group = max(SHUFFLE_CHUNKS, SHUFFLE_CHUNKS * CHUNK_BYTES // chunk_bytes)
-        self.batch = max(1, cfg.batch_size // me.size)
-        chunks = torch.arange(source.n_chunks)
-        # at least one chunk, so that a small validation_fraction is not silently rounded away
-        n_val = max(1, int(round(source.n_chunks * cfg.validation_fraction)))
-        if cfg.validation_fraction > 0 and n_val < source.n_chunks:
-            perm = torch.randperm(source.n_chunks, generator=gen)
-            self.val_chunks = perm[:n_val].sort().values.tolist()
-            self.train_chunks = perm[n_val:].sort().values.tolist()
-        else:
-            self.val_chunks, self.train_chunks = [], chunks.tolist()
-        self.n = sum(source.rows(c) for c in self.train_chunks)
-        self.steps_per_epoch = math.ceil(self.n / me.size / self.batch)
-        # within-buffer shuffles differ per rank; the chunk order (from the shared generator) does not
-        self.local_gen = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)) + me.rank)
-        self.pin = device.type == "cuda"
-
-    def _load(self, chunks: list[int]) -> Tensor:
-        """Read ``chunks`` into one new float32 tensor ``(rows, features)`` (pinned for a GPU)."""
-        rows = sum(self.source.rows(c) for c in chunks)
-        out = torch.empty((rows, self.source.n_features), dtype=torch.float32, pin_memory=self.pin)
-        view, pos = out.numpy(), 0
-        for c in chunks:  # each chunk goes straight into its slice: no concatenated copy
-            block = self.source.read(c)
-            view[pos : pos + len(block)] = block
-            pos += len(block)
-        return out
-
-    def prepare_sample(self) -> Tensor:
-        # enough rows for data-dependent initialisation (medians, means), however small the chunks
-        chunks, rows = [], 0
-        for c in self.train_chunks:
-            if rows >= PREPARE_ROWS:
-                break
-            chunks.append(c)
-            rows += self.source.rows(c)
-        return self._load(chunks).to(self.device)
-
-    def _plan(self, order: list[int]) -> tuple[list[list[list[int]]], list[int]]:
-        """Chunk groups of every rank and each rank's rows this epoch."""
-        plans, rows = [], []
-        for rank in range(self.me.size):
-            mine = order[rank :: self.me.size]
-            plans.append([mine[i : i + self.group] for i in range(0, len(mine), self.group)])
-            rows.append(sum(self.source.rows(c) for c in mine))
-        return plans, rows
-
-    def batches(self, gen: torch.Generator) -> Iterator[tuple[Tensor, int, float | None]]:
-        from concurrent.futures import ThreadPoolExecutor
-
-        order = self.train_chunks
-        if self.shuffle:
-            order = [order[i] for i in torch.randperm(len(order), generator=gen).tolist()]
-        plans, rows = self._plan(order)
-        groups = plans[self.me.rank]
-        # batches are full except each rank's last (leftover rows move on to the next buffer),
-        # and every rank stops after the step count of the rank with the fewest rows
-        sizes = [[min(self.batch, r - s) for s in range(0, r, self.batch)] for r in rows]
-        limit = min(len(z) for z in sizes)
-        weights: list[float | None] = [None] * limit
-        if self.me.size > 1:
-            weights = [sizes[self.me.rank][i] * self.me.size / sum(z[i] for z in sizes) for i in range(limit)]
-        step, carry = 0, None  # carry: rows of the previous buffer short of a full batch
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(self._load, groups[0]) if groups else None
-            for i in range(len(groups)):
-                block = pending.result()  # (rows, features) on the host
-                pending = pool.submit(self._load, groups[i + 1]) if i + 1 < len(groups) else None
-                block = block.to(self.device, non_blocking=self.pin)
-                n_rows, last = block.shape[0], i + 1 == len(groups)
-                if self.shuffle:
-                    order = torch.randperm(n_rows, generator=self.local_gen).to(self.device)
-                else:
-                    order = torch.arange(n_rows, device=self.device)
-                pos = 0
-                while pos < n_rows:
-                    need = self.batch - (0 if carry is None else carry.shape[0])
-                    # gathered batch by batch, never a shuffled copy of the whole buffer
-                    xb = torch.index_select(block, 0, order[pos : pos + need])  # (batch, features)
-                    pos += xb.shape[0]
-                    if carry is not None:
-                        xb, carry = torch.cat([carry, xb]), None
-                    if xb.shape[0] < self.batch and not last:
-                        carry = xb
-                        break
-                    if step >= limit:
-                        return
-                    yield xb, xb.shape[0], weights[step]
-                    step += 1
-
-    def validation_loss(self, module: nn.Module) -> float | None:
-        if not self.val_chunks:
-            return None
-        total, count = 0.0, 0
-        for c in self.val_chunks:
-            block = self._load([c]).to(self.device)
-            total += evaluate(module, block) * block.shape[0]
-            count += block.shape[0]
-        return total / count
-
-
 def _device_for(cfg: TrainConfig, me: World) -> torch.device:
     device = resolve_device(cfg.device)
     if device.type == "cuda" and me.size > 1:
@@ -595,18 +342,6 @@ def _clone_optimizer(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
         },
         "param_groups": copy.deepcopy(state["param_groups"]),
     }
-
-
-def _check_resumable(saved: dict[str, Any], cfg: TrainConfig, directory: Path) -> None:
-    now = cfg.to_dict()
-    free = {"verbose", "device"}
-    changed = sorted(k for k in set(saved) | set(now) if k not in free and saved.get(k) != now.get(k))
-    if changed:
-        details = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in changed)
-        raise ConfigError(
-            f"The checkpoint in {directory} was written with different training settings ({details}). "
-            "Resume with the settings of the interrupted run (lucidae train --resume RUN reads them for you)."
-        )
 
 
 def _diagnosis(kind: str, value: float, epoch: int, step: int, cfg: TrainConfig, first: float | None) -> str:
@@ -694,10 +429,6 @@ def train(
     >>> len(history.records)
     3
     """
-    from lucidae.checkpoint import TrainState, load_checkpoint, save_checkpoint
-    from lucidae.fast_step import DenseStep, plain_dense_layers
-    from lucidae.streaming import ChunkSource
-
     cfg.validate()
     if checkpoint_every < 0:
         raise ConfigError(f"checkpoint_every={checkpoint_every} is invalid: expected an integer >= 0.")
@@ -705,183 +436,275 @@ def train(
         raise ConfigError("resume=True needs checkpoint_dir, the folder the interrupted run wrote its checkpoint to.")
     seed = resolve_seed(cfg.random_state if seed is None else seed)
     me = world()
+    device, gen, data = _training_data(X, cfg, seed, me)
+    ckpt_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+    saved = _resumable_checkpoint(ckpt_dir, cfg) if resume else None
+    run = _Run(module, cfg, data, gen, me, device, ckpt_dir, checkpoint_every, on_epoch_end)
+    with torch.random.fork_rng(devices=[]):
+        # noise inside the model (dropout, sampling) draws from a stream the checkpoint can restore
+        torch.manual_seed(seed ^ 0x5EED)
+        run.start(saved, warm_start)
+        run.epochs()
+    return run.finish()
+
+
+def _training_data(
+    X: Any, cfg: TrainConfig, seed: int, me: World
+) -> tuple[torch.device, torch.Generator, _MemoryData | _StreamData]:
+    """The device, the shuffling generator (seeded) and the training data, its validation part held out."""
     if cfg.batch_size < me.size:
         raise ConfigError(
             f"batch_size={cfg.batch_size} is the global batch; it must be at least the {me.size} processes."
         )
     device = _device_for(cfg, me)
     gen = torch.Generator().manual_seed(seed)
-    data_cls = _StreamData if isinstance(X, ChunkSource) else _MemoryData
-    data = data_cls(X, cfg, gen, me, device)
-    ckpt_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
-    saved = load_checkpoint(ckpt_dir) if resume else None
-    if saved is not None:
-        _check_resumable(saved.config, cfg, ckpt_dir)
+    data_cls = _StreamData if isinstance(X, streaming.ChunkSource) else _MemoryData
+    return device, gen, data_cls(X, cfg, gen, me, device)
 
-    epochs = auto_epochs(data.steps_per_epoch) if cfg.epochs is None else cfg.epochs
-    total_steps = data.steps_per_epoch * epochs
-    precision = getattr(cfg, "precision", "fp32")
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
-    writer = me.rank == 0
-    progress = _Progress(cfg.verbose if writer else 0, epochs)
-    with torch.random.fork_rng(devices=[]):
-        # noise inside the model (dropout, sampling) draws from a stream the checkpoint can restore
-        torch.manual_seed(seed ^ 0x5EED)
-        module.to(device).train()
+
+def _resumable_checkpoint(directory: Path, cfg: TrainConfig) -> TrainState:
+    """The checkpoint in ``directory``, checked to have been written with the same training settings."""
+    saved = load_checkpoint(directory)
+    now = cfg.to_dict()
+    free = {"verbose", "device"}
+    changed = sorted(k for k in set(saved.config) | set(now) if k not in free and saved.config.get(k) != now.get(k))
+    if changed:
+        details = ", ".join(f"{k}: {saved.config.get(k)!r} -> {now.get(k)!r}" for k in changed)
+        raise ConfigError(
+            f"The checkpoint in {directory} was written with different training settings ({details}). "
+            "Resume with the settings of the interrupted run (lucidae train --resume RUN reads them for you)."
+        )
+    return saved
+
+
+class _Run:
+    """One call of :func:`train`: its settings, and the state it carries from epoch to epoch.
+
+    That state (step count, history, best validation loss and weights, epochs without
+    improvement, first loss) is what a checkpoint saves and ``resume`` restores. The
+    steps, in order: :meth:`start`, :meth:`epochs`, :meth:`finish`.
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        cfg: TrainConfig,
+        data: _MemoryData | _StreamData,
+        gen: torch.Generator,
+        me: World,
+        device: torch.device,
+        ckpt_dir: Path | None,
+        checkpoint_every: int,
+        on_epoch_end: Callable[[dict[str, Any]], None] | None,
+    ):
+        self.module, self.cfg, self.data, self.gen, self.me, self.device = module, cfg, data, gen, me, device
+        self.ckpt_dir, self.checkpoint_every, self.on_epoch_end = ckpt_dir, checkpoint_every, on_epoch_end
+        self.n_epochs = auto_epochs(data.steps_per_epoch) if cfg.epochs is None else cfg.epochs
+        self.total_steps = data.steps_per_epoch * self.n_epochs
+        bf16 = getattr(cfg, "precision", "fp32") == "bf16"
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        self.writer = me.rank == 0
+        self.progress = _Progress(cfg.verbose if self.writer else 0, self.n_epochs)
+        self.history = History()
+        self.best_val, self.bad_epochs = math.inf, 0
+        self.best_state: dict[str, Tensor] | None = None
+        self.first_loss: float | None = None
+        self.start_epoch, self.step = 1, 0
+        self.snapshot: TrainState | None = None  # the state after the last finished epoch, when checkpointing
+        self.written_epoch = -1  # the epoch whose checkpoint is on disk (-1: none)
+
+    def start(self, saved: TrainState | None, warm_start: bool) -> None:
+        """Put the module on the device, initialise it from the data or restore ``saved``, pick the steps."""
+        module, cfg = self.module, self.cfg
+        module.to(self.device).train()
         if saved is None and not warm_start and hasattr(module, "prepare"):
-            module.prepare(data.prepare_sample())
-        optimizer = make_optimizer(module, cfg)
-        history = History()
-        best_val, best_state, bad_epochs, first_loss, start_epoch, step = math.inf, None, 0, None, 1, 0
+            module.prepare(self.data.prepare_sample())
+        self.optimizer = make_optimizer(module, cfg)
         if saved is not None:
-            try:
-                module.load_state_dict(saved.module)
-                optimizer.load_state_dict(saved.optimizer)
-                gen.set_state(saved.generators["shuffle"])
-                torch.set_rng_state(saved.generators["torch"])
-                if "local" in saved.generators and isinstance(data, _StreamData):
-                    data.local_gen.set_state(saved.generators["local"])
-            except (RuntimeError, KeyError, ValueError, TypeError) as err:
-                # the checksum passed, so the file was written like this: it belongs to another model or was edited
-                raise CorruptFileError(
-                    f"The checkpoint in {ckpt_dir} does not fit this model and trainer ({str(err)[:300]}). "
-                    "It belongs to another run or was edited; start the run again without --resume."
-                ) from err
-            history = History.from_dict(saved.history)
-            best_val, bad_epochs, first_loss = saved.best_val, saved.bad_epochs, saved.first_loss
-            best_state = None if saved.best_state is None else {k: v.to(device) for k, v in saved.best_state.items()}
-            start_epoch, step = saved.epoch + 1, saved.step
-            if history.stopped_early:  # early stopping had already ended the run
-                start_epoch = epochs + 1
-        model_fn: Any = _LossModule(module)
-        if me.size > 1:
-            from torch.nn.parallel import DistributedDataParallel
-
-            model_fn = DistributedDataParallel(model_fn, device_ids=[device.index] if device.type == "cuda" else None)
+            self._restore(saved)
+        self.model_fn: Any = _LossModule(module)
+        if self.me.size > 1:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model_fn = DistributedDataParallel(self.model_fn, device_ids=device_ids)
         # the untied dense autoencoder's step is written out (lucidae.fast_step); one process only,
         # since DistributedDataParallel reduces gradients through autograd's hooks
-        layers = plain_dense_layers(module, cfg) if me.size == 1 else None
-        dense_step = DenseStep(module, layers) if layers is not None else None
-        has_after_step = hasattr(module, "after_step")
-        fast_step = fused_adam_step(optimizer)
-        constant_lr = cfg.lr_schedule == "constant"
-        snapshot: TrainState | None = None
-        last_good = _clone_state(module)
-        written_epoch = start_epoch - 1 if saved is not None else -1
-        epoch = start_epoch
+        layers = fast_step.plain_dense_layers(module, cfg) if self.me.size == 1 else None
+        self.dense_step = fast_step.DenseStep(module, layers) if layers is not None else None
+        self.has_after_step = hasattr(module, "after_step")
+        self.optimizer_step = fused_adam_step(self.optimizer)
+        self.constant_lr = cfg.lr_schedule == "constant"
+        self.last_good = _clone_state(module)
+
+    def _restore(self, saved: TrainState) -> None:
+        """Continue from ``saved``: weights, optimiser, random generators and the epoch-to-epoch state."""
         try:
-            for epoch in range(start_epoch, epochs + 1):
-                start = time.perf_counter()
-                sums: dict[str, Tensor] = {}
-                seen, checked_sum, checked_seen = 0, 0.0, 0
-                for xb, rows, weight in data.batches(gen):
-                    if not constant_lr:
-                        lr = lr_at(step, total_steps, cfg)
-                        for group in optimizer.param_groups:
-                            group["lr"] = lr
-                    if dense_step is not None:
-                        loss = dense_step(xb)  # loss and gradients, no autograd
-                    else:
-                        with autocast:
-                            loss = model_fn(xb)
-                        total = loss.total if weight is None else loss.total * weight
-                        optimizer.zero_grad(set_to_none=True)
-                        total.backward()
-                    fast_step()
-                    if has_after_step:
-                        module.after_step()
-                    step += 1
-                    seen += rows
-                    # accumulated on the device: no host sync per step
-                    for name, value in (("loss", loss.total), *loss.terms.items()):
-                        value = value.detach().float()
-                        if name in sums:
-                            sums[name].add_(value, alpha=rows)
-                        else:
-                            sums[name] = value * rows
-                    if first_loss is None:
-                        first_loss = float(all_reduce_sum(loss.total.detach().float().reshape(1)) / me.size)
-                    if step % CHECK_EVERY == 0:
-                        window = all_reduce_sum(torch.stack([sums["loss"].cpu(), torch.tensor(float(seen))]))
-                        value = (float(window[0]) - checked_sum) / max(float(window[1]) - checked_seen, 1.0)
-                        checked_sum, checked_seen = float(window[0]), float(window[1])
-                        _stop_if_diverged(value, epoch, step, cfg, first_loss, module, last_good)
-                names = list(sums)
-                totals = all_reduce_sum(torch.stack([sums[k].cpu() for k in names] + [torch.tensor(float(seen))]))
-                n_seen = max(float(totals[-1]), 1.0)
-                record: dict[str, Any] = {"epoch": epoch}
-                record.update({k: float(v) / n_seen for k, v in zip(names, totals[:-1])})
-                _stop_if_diverged(record["loss"], epoch, step, cfg, first_loss, module, last_good)
-                last_good = _clone_state(module)
-                val_loss = data.validation_loss(module)
-                if val_loss is not None:
-                    record["val_loss"] = val_loss
-                record["lr"] = optimizer.param_groups[0]["lr"]
-                record["seconds"] = time.perf_counter() - start
-                record["samples_per_s"] = n_seen / max(record["seconds"], 1e-9)
-                history.records.append(record)
-                progress.update(record)
-                stop = False
-                if val_loss is not None:
-                    if val_loss < best_val - 1e-12:
-                        best_val, bad_epochs, history.best_epoch = val_loss, 0, epoch
-                        if cfg.restore_best:
-                            best_state = _clone_state(module)
-                    else:
-                        bad_epochs += 1
-                        if cfg.patience and bad_epochs >= cfg.patience:
-                            history.stopped_early = stop = True
-                if ckpt_dir is not None:
-                    snapshot = TrainState(
-                        epoch=epoch,
-                        step=step,
-                        module=last_good,
-                        optimizer=_clone_optimizer(optimizer),
-                        generators={
-                            "shuffle": gen.get_state(),
-                            "torch": torch.get_rng_state(),
-                            **({"local": data.local_gen.get_state()} if isinstance(data, _StreamData) else {}),
-                        },
-                        history=copy.deepcopy(history.to_dict()),
-                        best_val=best_val,
-                        bad_epochs=bad_epochs,
-                        best_state=best_state,
-                        first_loss=first_loss,
-                        config=cfg.to_dict(),
-                    )
-                    if writer and checkpoint_every and (epoch % checkpoint_every == 0 or stop or epoch == epochs):
-                        save_checkpoint(ckpt_dir, snapshot)
-                        written_epoch = epoch
-                if on_epoch_end is not None:
-                    on_epoch_end(record)
+            self.module.load_state_dict(saved.module)
+            self.optimizer.load_state_dict(saved.optimizer)
+            self.gen.set_state(saved.generators["shuffle"])
+            torch.set_rng_state(saved.generators["torch"])
+            if "local" in saved.generators and isinstance(self.data, _StreamData):
+                self.data.local_gen.set_state(saved.generators["local"])
+        except (RuntimeError, KeyError, ValueError, TypeError) as err:
+            # the checksum passed, so the file was written like this: it belongs to another model or was edited
+            raise CorruptFileError(
+                f"The checkpoint in {self.ckpt_dir} does not fit this model and trainer ({str(err)[:300]}). "
+                "It belongs to another run or was edited; start the run again without --resume."
+            ) from err
+        self.history = History.from_dict(saved.history)
+        self.best_val, self.bad_epochs, self.first_loss = saved.best_val, saved.bad_epochs, saved.first_loss
+        if saved.best_state is not None:
+            self.best_state = {k: v.to(self.device) for k, v in saved.best_state.items()}
+        self.start_epoch, self.step = saved.epoch + 1, saved.step
+        if self.history.stopped_early:  # early stopping had already ended the run
+            self.start_epoch = self.n_epochs + 1
+        self.written_epoch = self.start_epoch - 1
+
+    def epochs(self) -> None:
+        """Train epoch after epoch until the last or early stopping; Ctrl-C raises :class:`TrainingInterrupted`."""
+        epoch = self.start_epoch
+        try:
+            for epoch in range(self.start_epoch, self.n_epochs + 1):
+                record = self._epoch(epoch)
+                self.history.records.append(record)
+                self.progress.update(record)
+                stop = self._early_stop(epoch, record.get("val_loss"))
+                self._checkpoint(epoch, stop)
+                if self.on_epoch_end is not None:
+                    self.on_epoch_end(record)
                 if stop:
                     break
         except KeyboardInterrupt as interrupt:
             if isinstance(interrupt, TrainingInterrupted):
                 raise
-            done = snapshot.epoch if snapshot is not None else written_epoch
-            path = None
-            if ckpt_dir is not None and done >= 1:
-                path = ckpt_dir
-                if writer and snapshot is not None and written_epoch != snapshot.epoch:
-                    save_checkpoint(ckpt_dir, snapshot)
-            if snapshot is not None:
-                module.load_state_dict(snapshot.module)
-            if path is None:
-                why = "no checkpoint_dir was given" if ckpt_dir is None else "no epoch had finished yet"
-                message = f"Training was interrupted in epoch {epoch}; nothing was saved ({why})."
-            else:
-                message = (
-                    f"Training was interrupted in epoch {epoch}; the state after epoch {done} is saved in {path}. "
-                    "Continue with `lucidae train --resume RUN_DIR` (or train(..., resume=True))."
-                )
-            raise TrainingInterrupted(message, path, done) from None
+            raise self._interrupted(epoch) from None
         finally:
-            progress.close()
-    if best_state is not None:
-        module.load_state_dict(best_state)
-    module.eval()
-    return history
+            self.progress.close()
+
+    def _epoch(self, epoch: int) -> dict[str, Any]:
+        """Train one epoch and return its record: mean loss terms, validation loss, learning rate, speed."""
+        start = time.perf_counter()
+        sums, seen = self._steps(epoch)
+        names = list(sums)
+        totals = all_reduce_sum(torch.stack([sums[k].cpu() for k in names] + [torch.tensor(float(seen))]))
+        n_seen = max(float(totals[-1]), 1.0)
+        record: dict[str, Any] = {"epoch": epoch}
+        record.update({k: float(v) / n_seen for k, v in zip(names, totals[:-1])})
+        _stop_if_diverged(record["loss"], epoch, self.step, self.cfg, self.first_loss, self.module, self.last_good)
+        self.last_good = _clone_state(self.module)
+        val_loss = self.data.validation_loss(self.module)
+        if val_loss is not None:
+            record["val_loss"] = val_loss
+        record["lr"] = self.optimizer.param_groups[0]["lr"]
+        record["seconds"] = time.perf_counter() - start
+        record["samples_per_s"] = n_seen / max(record["seconds"], 1e-9)
+        return record
+
+    def _steps(self, epoch: int) -> tuple[dict[str, Tensor], int]:
+        """One epoch's optimiser steps; returns each loss term summed over the rows (on the device) and the rows."""
+        cfg, module, optimizer = self.cfg, self.module, self.optimizer
+        sums: dict[str, Tensor] = {}
+        seen, checked_sum, checked_seen = 0, 0.0, 0
+        for xb, rows, weight in self.data.batches(self.gen):
+            if not self.constant_lr:
+                lr = lr_at(self.step, self.total_steps, cfg)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+            if self.dense_step is not None:
+                loss = self.dense_step(xb)  # loss and gradients, no autograd
+            else:
+                with self.autocast:
+                    loss = self.model_fn(xb)
+                total = loss.total if weight is None else loss.total * weight
+                optimizer.zero_grad(set_to_none=True)
+                total.backward()
+            self.optimizer_step()
+            if self.has_after_step:
+                module.after_step()
+            self.step += 1
+            seen += rows
+            # accumulated on the device: no host sync per step
+            for name, value in (("loss", loss.total), *loss.terms.items()):
+                value = value.detach().float()
+                if name in sums:
+                    sums[name].add_(value, alpha=rows)
+                else:
+                    sums[name] = value * rows
+            if self.first_loss is None:
+                self.first_loss = float(all_reduce_sum(loss.total.detach().float().reshape(1)) / self.me.size)
+            if self.step % CHECK_EVERY == 0:
+                window = all_reduce_sum(torch.stack([sums["loss"].cpu(), torch.tensor(float(seen))]))
+                value = (float(window[0]) - checked_sum) / max(float(window[1]) - checked_seen, 1.0)
+                checked_sum, checked_seen = float(window[0]), float(window[1])
+                _stop_if_diverged(value, epoch, self.step, cfg, self.first_loss, module, self.last_good)
+        return sums, seen
+
+    def _early_stop(self, epoch: int, val_loss: float | None) -> bool:
+        """Keep the best validation loss (and its weights); True when ``patience`` epochs passed without one."""
+        if val_loss is None:
+            return False
+        if val_loss < self.best_val - 1e-12:
+            self.best_val, self.bad_epochs, self.history.best_epoch = val_loss, 0, epoch
+            if self.cfg.restore_best:
+                self.best_state = _clone_state(self.module)
+            return False
+        self.bad_epochs += 1
+        if self.cfg.patience and self.bad_epochs >= self.cfg.patience:
+            self.history.stopped_early = True
+            return True
+        return False
+
+    def _checkpoint(self, epoch: int, stop: bool) -> None:
+        """Keep the state after ``epoch`` (with a ``checkpoint_dir``); write it every ``checkpoint_every`` epochs."""
+        if self.ckpt_dir is None:
+            return
+        self.snapshot = TrainState(
+            epoch=epoch,
+            step=self.step,
+            module=self.last_good,
+            optimizer=_clone_optimizer(self.optimizer),
+            generators={
+                "shuffle": self.gen.get_state(),
+                "torch": torch.get_rng_state(),
+                **({"local": self.data.local_gen.get_state()} if isinstance(self.data, _StreamData) else {}),
+            },
+            history=copy.deepcopy(self.history.to_dict()),
+            best_val=self.best_val,
+            bad_epochs=self.bad_epochs,
+            best_state=self.best_state,
+            first_loss=self.first_loss,
+            config=self.cfg.to_dict(),
+        )
+        every = self.checkpoint_every
+        if self.writer and every and (epoch % every == 0 or stop or epoch == self.n_epochs):
+            save_checkpoint(self.ckpt_dir, self.snapshot)
+            self.written_epoch = epoch
+
+    def _interrupted(self, epoch: int) -> TrainingInterrupted:
+        """After Ctrl-C in ``epoch``: save the last finished epoch if not yet on disk, keep its weights, say so."""
+        done = self.snapshot.epoch if self.snapshot is not None else self.written_epoch
+        path = None
+        if self.ckpt_dir is not None and done >= 1:
+            path = self.ckpt_dir
+            if self.writer and self.snapshot is not None and self.written_epoch != self.snapshot.epoch:
+                save_checkpoint(self.ckpt_dir, self.snapshot)
+        if self.snapshot is not None:
+            self.module.load_state_dict(self.snapshot.module)
+        if path is None:
+            why = "no checkpoint_dir was given" if self.ckpt_dir is None else "no epoch had finished yet"
+            message = f"Training was interrupted in epoch {epoch}; nothing was saved ({why})."
+        else:
+            message = (
+                f"Training was interrupted in epoch {epoch}; the state after epoch {done} is saved in {path}. "
+                "Continue with `lucidae train --resume RUN_DIR` (or train(..., resume=True))."
+            )
+        return TrainingInterrupted(message, path, done)
+
+    def finish(self) -> History:
+        """Keep the best weights (when validation chose them), switch to eval mode, return the history."""
+        if self.best_state is not None:
+            self.module.load_state_dict(self.best_state)
+        self.module.eval()
+        return self.history
 
 
 def _stop_if_diverged(

@@ -79,7 +79,7 @@ def no_build(monkeypatch):
     def refuse(cfg):
         raise AssertionError(f"build_model was called for {cfg}")
 
-    monkeypatch.setattr(lucidae.estimators, "build_model", refuse)
+    monkeypatch.setattr(lucidae.estimators.persist, "build_model", refuse)
 
 
 # --------------------------------------------------------------------------- estimator input
@@ -576,7 +576,7 @@ def test_every_np_load_and_torch_load_in_the_package_refuses_pickle():
     import ast
     import pathlib
 
-    root = pathlib.Path(lucidae.estimators.__file__).parent
+    root = pathlib.Path(lucidae.__file__).parent
     calls = []
     for path in root.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):

@@ -160,12 +160,12 @@ def test_cli_resume_ends_with_the_weights_of_an_uninterrupted_run(tmp_path, monk
     args += ["--random-state", "0", "--verbose", "0"]
     runner = CliRunner()
     assert runner.invoke(app, [*args, "--out", str(tmp_path / "full")]).exit_code == 0
-    real_train = lucidae.estimators.train
+    real_train = lucidae.estimators.base.train
 
     def ctrl_c_after_epoch_2(*a, **kw):
         return real_train(*a, **kw, on_epoch_end=_stop_after(2))
 
-    monkeypatch.setattr(lucidae.estimators, "train", ctrl_c_after_epoch_2)
+    monkeypatch.setattr(lucidae.estimators.base, "train", ctrl_c_after_epoch_2)
     cut = tmp_path / "cut"
     result = runner.invoke(app, [*args, "--out", str(cut)])
     assert result.exit_code == 130

@@ -44,48 +44,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from sklearn.base import BaseEstimator, OutlierMixin, clone
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from lucidae._version import __version__
-from lucidae.config import _Config, _finite, _one_of, _optional_seed, _positive_int
+from lucidae.config import AnomalyConfig
 from lucidae.errors import ConfigError, CorruptFileError, DataError
-
-SCORINGS = ("likelihood", "reconstruction")
-"""Accepted values of ``AnomalyDetector(scoring=...)``."""
+from lucidae.estimators import AutoEncoder
+from lucidae.estimators.persist import load_holder, save_holder
 
 MAX_REFERENCE = 20_000
 """At most this many normal training samples are kept to find nearest neighbours."""
-
-
-@dataclass
-class AnomalyConfig(_Config):
-    """How :class:`AnomalyDetector` scores and flags samples (also the options of ``lucidae detect``).
-
-    Examples
-    --------
-    >>> AnomalyConfig(contamination=0.05).validate()
-    >>> AnomalyConfig(contamination=0.7).validate()
-    Traceback (most recent call last):
-    ...
-    lucidae.errors.ConfigError: contamination=0.7 is invalid: expected a number in (0.0, 0.5].
-    """
-
-    contamination: float = 0.1
-    """Expected share of outliers in the training data, in (0, 0.5]; the threshold flags that share (PyOD's 0.1)."""
-    scoring: str = "likelihood"
-    """"likelihood": reconstruction error plus the code's Mahalanobis distance; "reconstruction": the error alone."""
-    n_neighbors: int = 5
-    """Nearest normal training samples that explain() returns."""
-    random_state: int | None = None
-    """Seed for the default autoencoder; same seed, same scores on CPU."""
-
-    def validate(self) -> None:
-        """Raise :class:`ConfigError` naming the first invalid field."""
-        _finite("contamination", self.contamination, 0.0, 0.5, low_open=True)
-        _one_of("scoring", self.scoring, SCORINGS)
-        _positive_int("n_neighbors", self.n_neighbors)
-        _optional_seed(self.random_state)
 
 
 def default_estimator(n_features: int, random_state: int | None = None) -> Any:
@@ -101,8 +70,6 @@ def default_estimator(n_features: int, random_state: int | None = None) -> Any:
     >>> ae.hidden_dims, ae.latent_dim, ae.epochs, ae.output_activation
     ((64,), 10, 20, 'linear')
     """
-    from lucidae.estimators import AutoEncoder
-
     return AutoEncoder(
         hidden_dims=(64,),
         latent_dim=int(np.clip(n_features // 3, 2, 32)),
@@ -519,13 +486,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         >>> bool((det2.decision_function(X) == det.decision_function(X)).all())
         True
         """
-        import torch
-
-        from lucidae.io import write_inner_estimator, write_model_dir
-
         check_is_fitted(self, "estimator_")
-        final = Path(path)
-        inner_sha = write_inner_estimator(self.estimator_, final, "AnomalyDetector")
         tensors = {
             "center": torch.from_numpy(self.center_.astype(np.float64)),
             "scale": torch.from_numpy(self.scale_.astype(np.float64)),
@@ -536,12 +497,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         if self.scoring == "likelihood":
             tensors["latent_mean"] = torch.from_numpy(self.latent_mean_.astype(np.float64))
             tensors["latent_precision"] = torch.from_numpy(self.latent_precision_.astype(np.float64))
-        params = self.get_params(deep=False)
-        params.pop("estimator")
         config = {
-            "lucidae_version": __version__,
-            "estimator": type(self).__name__,
-            "params": params,
             "n_features_in": int(self.n_features_in_),
             "feature_names": list(self.feature_names_),
             "feature_names_in": None
@@ -550,9 +506,8 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             "threshold": self.threshold_,
             "error_mean": self.error_mean_,
             "fit_seconds": float(self.fit_seconds_),
-            "inner_sha256": inner_sha,
         }
-        return write_model_dir(final, tensors, config)
+        return save_holder(self, path, tensors, config)
 
 
 def load_detector(path: str | os.PathLike) -> AnomalyDetector:
@@ -571,14 +526,8 @@ def load_detector(path: str | os.PathLike) -> AnomalyDetector:
     >>> load_detector(det.save(tempfile.mkdtemp() + "/det")).threshold_ == det.threshold_
     True
     """
-    from lucidae.io import read_config, read_inner_estimator, read_tensors
-
     root = Path(path)
-    config = read_config(root)
-    if config.get("estimator") != "AnomalyDetector":
-        raise CorruptFileError(f"{root} holds a {config.get('estimator')!r}, not an AnomalyDetector.")
-    inner = read_inner_estimator(root, config, "AnomalyDetector")
-    tensors = read_tensors(root, config)
+    config, tensors, inner = load_holder(root, "AnomalyDetector", "an AnomalyDetector")
     try:
         params = dict(config["params"])
         det = AnomalyDetector(**params)

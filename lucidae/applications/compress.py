@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from lucidae import metrics
 from lucidae.applications.entropy import decode, encode
 from lucidae.errors import ConfigError, CorruptFileError, DataError
 
@@ -289,13 +290,15 @@ def decompress(data: bytes, estimator: Any) -> np.ndarray:
 def psnr(reference: Any, estimate: Any, peak: float = 1.0) -> float:
     """Peak signal-to-noise ratio in dB: ``10 log10(peak^2 / MSE)`` over all values.
 
+    :func:`lucidae.metrics.psnr` computes it, with ``peak`` as its ``data_range``; this
+    form takes arrays of any shape that broadcast together (such as ``(n, height, width)``
+    images), measured over all their values, and the range as a third positional argument.
+
     Examples
     --------
     >>> import numpy as np
     >>> round(psnr(np.zeros(4), np.full(4, 0.1)), 6)
     20.0
     """
-    ref = np.asarray(reference, dtype=np.float64)
-    est = np.asarray(estimate, dtype=np.float64)
-    mse = float(np.mean((ref - est) ** 2))
-    return float("inf") if mse == 0 else 10.0 * float(np.log10(peak**2 / mse))
+    ref, est = np.broadcast_arrays(np.asarray(reference, dtype=np.float64), np.asarray(estimate, dtype=np.float64))
+    return metrics.psnr(ref.ravel(), est.ravel(), data_range=peak)  # 1-D: every value is one sample

@@ -25,62 +25,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
-from lucidae._version import __version__
-from lucidae.config import _check, _Config, _finite, _one_of, _optional_seed, _positive_int
+from lucidae.config import (
+    TopicsConfig,
+)
 from lucidae.errors import ConfigError, CorruptFileError, DataError
-
-VECTORIZERS = ("tfidf", "count")
-"""Accepted values of ``TextTopics(vectorizer=...)``."""
-
-STOP_WORDS = ("english", "none")
-"""Accepted values of ``TextTopics(stop_words=...)``: scikit-learn's English list, or keep every word."""
+from lucidae.estimators import TopKAutoEncoder
+from lucidae.estimators.persist import load_holder, save_holder
 
 TEXT_SUFFIXES = (".txt", ".md", ".rst")
 """Files read as documents from a folder by :func:`read_documents`."""
-
-
-@dataclass
-class TopicsConfig(_Config):
-    """How :class:`TextTopics` vectorises documents and sizes its code (also the options of ``lucidae topics``).
-
-    Examples
-    --------
-    >>> TopicsConfig(n_latents=16, k=2).validate()
-    >>> TopicsConfig(n_latents=4, k=8).validate()
-    Traceback (most recent call last):
-    ...
-    lucidae.errors.ConfigError: k=8 is larger than n_latents=4; use k <= n_latents.
-    """
-
-    n_latents: int = 32
-    """Number of latents (topics) of the TopK sparse autoencoder."""
-    k: int = 4
-    """Active latents per document (TopK's k)."""
-    vectorizer: str = "tfidf"
-    """"tfidf" (sublinear term frequency, L2-normalised rows) or "count" (counts scaled to unit row sums)."""
-    max_features: int = 5000
-    """Vocabulary size: the most frequent words are kept."""
-    min_df: int = 2
-    """Words in fewer documents than this are dropped."""
-    max_df: float = 0.5
-    """Words in a larger share of documents than this are dropped (near-stop words), in (0, 1]."""
-    stop_words: str = "english"
-    """"english": drop scikit-learn's English stop words; "none": keep every word."""
-    random_state: int | None = None
-    """Seed of the autoencoder; the same seed gives the same topics on CPU."""
-
-    def validate(self) -> None:
-        """Raise :class:`ConfigError` naming the first invalid field."""
-        for name in ("n_latents", "k", "max_features", "min_df"):
-            _positive_int(name, getattr(self, name))
-        _check(self.k <= self.n_latents, f"k={self.k} is larger than n_latents={self.n_latents}; use k <= n_latents.")
-        _one_of("vectorizer", self.vectorizer, VECTORIZERS)
-        _finite("max_df", self.max_df, 0.0, 1.0, low_open=True)
-        _one_of("stop_words", self.stop_words, STOP_WORDS)
-        _optional_seed(self.random_state)
 
 
 @dataclass
@@ -236,8 +193,6 @@ class TextTopics(BaseEstimator):
         >>> TextTopics(n_latents=4, k=1, random_state=0).fit(docs).vocabulary_.tolist()
         ['bark', 'cats', 'dogs', 'nap', 'purr', 'run']
         """
-        from lucidae.estimators import TopKAutoEncoder
-
         self._check_params()
         start = time.perf_counter()
         documents = list(documents)
@@ -353,31 +308,19 @@ class TextTopics(BaseEstimator):
         >>> bool((again.transform(ds.documents[:5]) == tt.transform(ds.documents[:5])).all())
         True
         """
-        import torch
-
-        from lucidae.io import write_inner_estimator, write_model_dir
-
         check_is_fitted(self, "estimator_")
-        final = Path(path)
-        inner_sha = write_inner_estimator(self.estimator_, final, "TextTopics")
         tensors = {
             "codes": torch.from_numpy(np.ascontiguousarray(self.codes_, dtype=np.float32)),
             "components": torch.from_numpy(np.ascontiguousarray(self.components_, dtype=np.float32)),
         }
         if self.vectorizer == "tfidf":
             tensors["idf"] = torch.from_numpy(np.asarray(self.vectorizer_.idf_, dtype=np.float64))
-        params = self.get_params(deep=False)
-        params.pop("estimator")
         config = {
-            "lucidae_version": __version__,
-            "estimator": type(self).__name__,
-            "params": params,
             "vocabulary": [str(w) for w in self.vocabulary_],
             "n_documents": int(self.n_documents_),
             "fit_seconds": float(self.fit_seconds_),
-            "inner_sha256": inner_sha,
         }
-        return write_model_dir(final, tensors, config)
+        return save_holder(self, path, tensors, config)
 
 
 def load_topics(path: str | os.PathLike) -> TextTopics:
@@ -398,14 +341,8 @@ def load_topics(path: str | os.PathLike) -> TextTopics:
     >>> load_topics(tt.save(tempfile.mkdtemp() + "/t")).vocabulary_.tolist()
     ['bark', 'cats', 'dogs', 'nap', 'purr', 'run']
     """
-    from lucidae.io import read_config, read_inner_estimator, read_tensors
-
     root = Path(path)
-    config = read_config(root)
-    if config.get("estimator") != "TextTopics":
-        raise CorruptFileError(f"{root} holds a {config.get('estimator')!r}, not a TextTopics model.")
-    inner = read_inner_estimator(root, config, "TextTopics")
-    tensors = read_tensors(root, config)
+    config, tensors, inner = load_holder(root, "TextTopics", "a TextTopics model")
     try:
         tt = TextTopics(**dict(config["params"]))
         tt._check_params()

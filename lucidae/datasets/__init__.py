@@ -17,6 +17,7 @@ from lucidae.datasets.files import load_array, load_fashion_mnist, load_mnist, r
 from lucidae.datasets.shapes import load_shapes, make_shapes
 from lucidae.datasets.topics import TopicDataset, make_topics
 from lucidae.errors import DataError
+from lucidae.streaming import should_stream
 
 BUILTIN: dict[str, Callable[[], Dataset]] = {
     "digits": load_digits,
@@ -58,8 +59,6 @@ def load_dataset(spec: str | os.PathLike) -> Dataset:
     if path.is_dir():
         return load_mnist(path)
     if path.is_file():
-        from lucidae.streaming import should_stream
-
         # a .npy too large to load stays on disk as a memory map; the commands stream it
         return load_array(path, mmap=should_stream(path))
     raise DataError(

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from lucidae.arrays import check_npy, check_npz
 from lucidae.datasets.base import Dataset
 from lucidae.errors import DataError
-from lucidae.validation import check_npy, check_npz
 
 IDX_DTYPES = {
     0x08: np.dtype(np.uint8),

@@ -32,7 +32,9 @@ def build_model(cfg) -> nn.Module:
     Parameters
     ----------
     cfg : ModelConfig
-        A validated config with ``input_dim`` set.
+        A config with ``input_dim`` set, already validated (``cfg.validate()``; configs that
+        lucidae builds, and ``ModelConfig.from_dict``, are): a config is checked once, where
+        it is made, not again by every function it passes through.
 
     Returns
     -------
@@ -44,7 +46,6 @@ def build_model(cfg) -> nn.Module:
     >>> build_model(ModelConfig(input_dim=64, latent_dim=4)).latent_dim
     4
     """
-    cfg.validate()
     return MODELS[cfg.model](cfg)
 
 

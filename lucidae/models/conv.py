@@ -16,24 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lucidae.config import ModelConfig
-from lucidae.errors import ConfigError
+from lucidae.config import ModelConfig, check_conv_config
 from lucidae.models.dense import Loss, activation, mlp
-
-
-def image_chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
-    """``(C, H, W)`` from an image shape given as ``(H, W)`` or ``(C, H, W)``.
-
-    Examples
-    --------
-    >>> image_chw((8, 8)), image_chw((3, 32, 32))
-    ((1, 8, 8), (3, 32, 32))
-    """
-    if len(shape) == 2:
-        return (1, int(shape[0]), int(shape[1]))
-    if len(shape) == 3:
-        return (int(shape[0]), int(shape[1]), int(shape[2]))
-    raise ValueError(f"image_shape={shape!r} is not an image shape: expected (H, W) or (C, H, W).")
 
 
 def conv_sizes(height: int, width: int, n_layers: int) -> list[tuple[int, int]]:
@@ -133,34 +117,6 @@ class ConvDecoder(nn.Module):
         return self.deconvs(h).flatten(1)  # (batch, C*H*W)
 
 
-def check_conv_config(cfg: ModelConfig) -> tuple[int, int, int]:
-    """The ``(C, H, W)`` a conv model reads, after checking it fits ``cfg.input_dim`` and ``conv_channels``.
-
-    Examples
-    --------
-    >>> check_conv_config(ModelConfig(model="conv", input_dim=64, image_shape=(8, 8), conv_channels=(4, 4)))
-    (1, 8, 8)
-    """
-    if not cfg.image_shape:
-        raise ConfigError(
-            f"model={cfg.model!r} with convolutions needs image_shape, the (channels, height, width) of one "
-            "sample: pass image_shape to fit (or --image-shape 1,64,64), or use a dataset that has one."
-        )
-    chw = image_chw(cfg.image_shape)
-    if chw[0] * chw[1] * chw[2] != cfg.input_dim:
-        raise ConfigError(
-            f"image_shape={cfg.image_shape} has {chw[0] * chw[1] * chw[2]} values, but the data has "
-            f"{cfg.input_dim} features. Pass the shape of one sample."
-        )
-    n = len(cfg.conv_channels)
-    if min(chw[1], chw[2]) < 2**n:
-        raise ConfigError(
-            f"conv_channels={cfg.conv_channels} halves the image {n} times, but a {chw[1]}x{chw[2]} image "
-            f"allows at most {int(min(chw[1], chw[2])).bit_length() - 1}. Pass fewer conv_channels."
-        )
-    return chw
-
-
 class ConvOutput(NamedTuple):
     """What a convolutional autoencoder's forward pass returns."""
 
@@ -189,7 +145,7 @@ class ConvolutionalAutoEncoder(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from lucidae.config import ModelConfig
+    >>> from lucidae.config import ModelConfig, check_conv_config, image_chw
     >>> cfg = ModelConfig(model="conv", input_dim=256, image_shape=(1, 16, 16), conv_channels=(8, 8), latent_dim=3)
     >>> out = ConvolutionalAutoEncoder(cfg)(torch.rand(2, 256))
     >>> tuple(out.recon.shape), tuple(out.latent.shape)
@@ -246,7 +202,7 @@ class ConvolutionalAutoEncoder(nn.Module):
         Examples
         --------
         >>> import torch
-        >>> from lucidae.config import ModelConfig
+        >>> from lucidae.config import ModelConfig, check_conv_config, image_chw
         >>> cfg = ModelConfig(model="conv", input_dim=64, image_shape=(8, 8), conv_channels=(4,))
         >>> m = ConvolutionalAutoEncoder(cfg)
         >>> x = torch.rand(3, 64)

@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lucidae.config import ModelConfig
-from lucidae.models.conv import ConvDecoder, ConvEncoder, check_conv_config
+from lucidae.config import ModelConfig, check_conv_config
+from lucidae.models.conv import ConvDecoder, ConvEncoder
 from lucidae.models.dense import Loss, activation, mlp
 
 LOG_2PI = math.log(2 * math.pi)
@@ -153,7 +153,7 @@ class VariationalAutoEncoder(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from lucidae.config import ModelConfig
+    >>> from lucidae.config import ModelConfig, check_conv_config
     >>> vae = VariationalAutoEncoder(ModelConfig(model="vae", input_dim=64, latent_dim=4, beta=4.0))
     >>> out = vae(torch.rand(5, 64))
     >>> tuple(out.recon.shape), tuple(out.mu.shape)
@@ -247,7 +247,7 @@ class VariationalAutoEncoder(nn.Module):
         Examples
         --------
         >>> import torch
-        >>> from lucidae.config import ModelConfig
+        >>> from lucidae.config import ModelConfig, check_conv_config
         >>> m = VariationalAutoEncoder(ModelConfig(model="tcvae", input_dim=8, hidden_dims=(), latent_dim=2))
         >>> x = torch.rand(16, 8).round()
         >>> sorted(m.loss(x, x).terms)
@@ -282,7 +282,7 @@ class VariationalAutoEncoder(nn.Module):
 
         Examples
         --------
-        >>> from lucidae.config import ModelConfig
+        >>> from lucidae.config import ModelConfig, check_conv_config
         >>> tuple(VariationalAutoEncoder(ModelConfig(model="vae", input_dim=6, latent_dim=2)).sample(3).shape)
         (3, 6)
         """
@@ -308,7 +308,7 @@ class VariationalAutoEncoder(nn.Module):
         Examples
         --------
         >>> import torch
-        >>> from lucidae.config import ModelConfig
+        >>> from lucidae.config import ModelConfig, check_conv_config
         >>> vae = VariationalAutoEncoder(ModelConfig(model="vae", input_dim=6, latent_dim=2)).eval()
         >>> tuple(vae.interpolate(torch.rand(6), torch.rand(6), steps=5).shape)
         (5, 6)

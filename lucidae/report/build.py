@@ -16,23 +16,30 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lucidae import explain
 from lucidae._version import __version__
+from lucidae.applications.generate import interpolation, samples
+from lucidae.datasets import Dataset, load_dataset
 from lucidae.errors import DataError
-from lucidae.io import read_run_record, write_json
+from lucidae.estimators import load
+from lucidae.io import RUN_FILE, atomic_write, read_run_record, write_json
+from lucidae.metrics import COLLAPSE_VARIANCE, activation_density, collapsed_latents, fvu
+from lucidae.models.vae import VariationalAutoEncoder
 from lucidae.report import plots
 from lucidae.report.evidence import dead_mask, parameter_count, summary_entries
+from lucidae.runs import eval_split
 
 REPORT_FILE = "report.html"
 """Name of the page written into the run folder."""
 METRICS_FILE = "metrics.json"
 """Name of the machine-readable metrics written beside the page."""
-RUN_FILE = "run.json"
-"""The run record written by ``lucidae train``: data spec, held-out indices, metrics."""
 
 MAX_LATENT_CARDS = 24
 """Latent cards drawn by default; larger codes show their strongest latents and list the rest."""
@@ -61,15 +68,6 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     return read_run_record(run_dir, RUN_FILE)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def _finite_or_none(value: float | None) -> float | None:
     if value is None or not math.isfinite(value):
         return None
@@ -86,25 +84,6 @@ def _architecture(est: Any) -> str:
     return text
 
 
-def _eval_split(run: dict[str, Any], n_samples: int) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Held-out and training indices; ``held_out`` is False when the run kept nothing back."""
-    if "test_rows" in run:  # a streamed file: the held-out rows are one run at its end
-        test = np.arange(*run["test_rows"], dtype=np.int64)
-    else:
-        test = np.asarray(run.get("test_indices") or [], dtype=np.int64)
-    if test.size and (test.min() < 0 or test.max() >= n_samples):
-        raise DataError(
-            f"run.json lists held-out indices up to {int(test.max())}, but the data has {n_samples} samples. "
-            "The data changed since training; train the run again."
-        )
-    mask = np.zeros(n_samples, dtype=bool)
-    mask[test] = True
-    train = np.flatnonzero(~mask)
-    if test.size:
-        return test, train, True
-    return np.arange(n_samples), train, False
-
-
 def _subsample(idx: np.ndarray, limit: int) -> np.ndarray:
     if len(idx) <= limit:
         return idx
@@ -114,8 +93,6 @@ def _subsample(idx: np.ndarray, limit: int) -> np.ndarray:
 def _pca_fvu(X_train_s: np.ndarray, X_eval_s: np.ndarray, k: int) -> float | None:
     from sklearn.decomposition import PCA
 
-    from lucidae.metrics import fvu
-
     k = min(k, X_train_s.shape[0], X_train_s.shape[1])
     if k < 1 or X_train_s.shape[0] < 2:
         return None
@@ -123,43 +100,180 @@ def _pca_fvu(X_train_s: np.ndarray, X_eval_s: np.ndarray, k: int) -> float | Non
     return _finite_or_none(fvu(X_eval_s, pca.inverse_transform(pca.transform(X_eval_s))))
 
 
-def _warnings(
-    est: Any,
-    *,
-    n_latents: int,
-    n_dead: int,
-    n_collapsed: int,
-    explained: float | None,
-    train_fvu: float | None,
-    test_fvu: float | None,
-    held_out: bool,
-    X_eval_raw: np.ndarray,
-    X_eval_s: np.ndarray,
-) -> list[dict[str, str]]:
-    out: list[dict[str, str]] = []
+def _load_run(run_dir: Path, dataset: Dataset | None) -> tuple[Any, dict[str, Any], Dataset]:
+    """The fitted estimator, its run record and its data (the one given, or the one ``run.json`` names)."""
+    est = load(run_dir)
+    run = read_run(run_dir)
+    if dataset is None:
+        dataset = load_dataset(_data_spec(run_dir, run))
+    if dataset.n_features != est.n_features_in_:
+        raise DataError(
+            f"The data has {dataset.n_features} features but the model in {run_dir} was trained on "
+            f"{est.n_features_in_}. Pass the data the run was trained on."
+        )
+    return est, run, dataset
 
-    def add(title: str, text: str) -> None:
-        out.append({"title": title, "text": text})
 
-    if not held_out:
-        add(
+def _data_spec(run_dir: Path, run: dict[str, Any]) -> str:
+    """Where the run's data comes from: the spec it was trained with, or the file it was read from."""
+    spec = (run.get("data") or {}).get("data")
+    if run.get("data_path") and Path(run["data_path"]).exists() and not Path(str(spec)).exists():
+        spec = run["data_path"]
+    if not spec:
+        raise DataError(
+            f"{run_dir} has no {RUN_FILE} naming its data, so the report cannot evaluate the model. "
+            "Train with `lucidae train`, or pass the data (build_report(run_dir, dataset=...) or --data)."
+        )
+    return spec
+
+
+@dataclass
+class _Evaluation:
+    """What the model does on the evaluation samples: every number and array the page is drawn from."""
+
+    eval_idx: np.ndarray  # (n,) dataset indices of the evaluation samples
+    held_out: bool  # False when the run kept nothing back and the model is evaluated on its training data
+    X_eval: np.ndarray  # (n, features) original units
+    labels: np.ndarray | None  # (n,)
+    X_eval_s: np.ndarray  # (n, features) model space
+    recon: np.ndarray  # (n, features) original units
+    Z: np.ndarray  # (n, latent)
+    entries: list[dict[str, Any]]  # summary entries, training FVU and PCA baseline included
+    explained: float | None  # explained variance of the evaluation samples
+    test_fvu: float | None
+    train_fvu: float | None
+    dead: np.ndarray  # (latent,) never active
+    collapsed: np.ndarray  # (latent,) collapsed to a VAE's prior (and not dead)
+    density: np.ndarray  # (latent,) share of samples each latent is active on
+    std: np.ndarray  # (latent,)
+
+    @property
+    def n_latents(self) -> int:
+        return self.Z.shape[1]
+
+    @property
+    def inactive(self) -> np.ndarray:
+        """Dead or collapsed: no traversal or top samples, they would show nothing."""
+        return self.dead | self.collapsed
+
+    @property
+    def where(self) -> str:
+        return "held-out" if self.held_out else "training"
+
+
+def _evaluate(est: Any, dataset: Dataset, run: dict[str, Any], max_samples: int) -> _Evaluation:
+    """Codes, reconstructions and metrics on (at most ``max_samples``) held-out samples."""
+    eval_idx, train_idx, held_out = eval_split(run, dataset.n_samples)
+    eval_idx = _subsample(eval_idx, max_samples)
+    X_eval = np.asarray(dataset.X[eval_idx])
+    labels = None if dataset.y is None else np.asarray(dataset.y)[eval_idx]
+    factors = None if dataset.factors is None else np.asarray(dataset.factors)[eval_idx]
+    recon = est.reconstruct(X_eval)  # (n, features) original units
+    X_eval_s = est.scaler_.transform(X_eval)  # (n, features) model space
+    Z = est.transform(X_eval)  # (n, latent)
+
+    entries = summary_entries(est, X_eval, y=labels, factors=factors)
+    values = {e["name"]: e["value"] for e in entries}
+    test_fvu = _finite_or_none(values.get("fvu"))
+    train_fvu = None
+    train_sub = _subsample(train_idx, max_samples)
+    if held_out and len(train_sub) >= 2:
+        train_fvu, baselines = _baseline_entries(est, np.asarray(dataset.X[train_sub]), X_eval_s, Z.shape[1], test_fvu)
+        entries.extend(baselines)
+    dead, collapsed = _latent_status(est, Z)
+    return _Evaluation(
+        eval_idx=eval_idx,
+        held_out=held_out,
+        X_eval=X_eval,
+        labels=labels,
+        X_eval_s=X_eval_s,
+        recon=recon,
+        Z=Z,
+        entries=entries,
+        explained=values.get("explained_variance"),
+        test_fvu=test_fvu,
+        train_fvu=train_fvu,
+        dead=dead,
+        collapsed=collapsed,
+        density=activation_density(Z),
+        std=Z.std(axis=0),
+    )
+
+
+def _baseline_entries(
+    est: Any, X_train: np.ndarray, X_eval_s: np.ndarray, n_latents: int, test_fvu: float | None
+) -> tuple[float | None, list[dict[str, Any]]]:
+    """The training FVU (does the model memorise?) and a PCA of the code's size (does it beat a linear map?)."""
+    X_train_s = est.scaler_.transform(X_train)
+    train_fvu = _finite_or_none(fvu(X_train_s, est.scaler_.transform(est.reconstruct(X_train))))
+    entries = [
+        {
+            "name": "train_fvu",
+            "group": "fidelity",
+            "value": train_fvu,
+            "note": f"on {len(X_train)} training samples {train_fvu:.1%} of the variance is lost; far below "
+            "the held-out FVU would mean the model memorised its training data.",
+        }
+    ]
+    pca_fvu = _pca_fvu(X_train_s, X_eval_s, n_latents)
+    if pca_fvu is not None:
+        verdict = "better" if test_fvu is not None and test_fvu < pca_fvu else "no better"
+        entries.append(
+            {
+                "name": f"pca_fvu (k={n_latents})",
+                "group": "baseline",
+                "value": pca_fvu,
+                "note": f"PCA with as many components as the code has latents loses {pca_fvu:.1%}; "
+                f"the autoencoder does {verdict} than this linear baseline.",
+            }
+        )
+    return train_fvu, entries
+
+
+def _latent_status(est: Any, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the dead latents and of a VAE's collapsed ones (dead ones are not counted twice)."""
+    dead = dead_mask(Z)
+    collapsed = np.zeros_like(dead)
+    if isinstance(est.module_, VariationalAutoEncoder) and len(Z) >= 2:
+        collapsed[collapsed_latents(Z)] = True
+        collapsed &= ~dead
+    return dead, collapsed
+
+
+def _warnings(est: Any, ev: _Evaluation) -> list[dict[str, str]]:
+    """The page's warnings, each ``{"title", "text"}``, in reading order."""
+    found = [
+        *_coverage_warnings(ev),
+        *_latent_warnings(est, ev),
+        *_training_warnings(est, ev),
+        *_scaling_warnings(est, ev),
+        *_fidelity_warnings(ev),
+    ]
+    return [{"title": title, "text": text} for title, text in found]
+
+
+def _coverage_warnings(ev: _Evaluation) -> Iterator[tuple[str, str]]:
+    if not ev.held_out:
+        yield (
             "No held-out data",
             "This run kept no samples back, so every number here is measured on data the model trained on "
             "and flatters it. Train with --test-fraction above 0.",
         )
+
+
+def _latent_warnings(est: Any, ev: _Evaluation) -> Iterator[tuple[str, str]]:
+    n_latents, n_dead, n_collapsed = ev.n_latents, int(ev.dead.sum()), int(ev.collapsed.sum())
     if n_dead:
-        add(
+        yield (
             "Dead latents",
             f"{n_dead} of {n_latents} latents never change over the evaluation data: they cost parameters and "
             "explain nothing. Use a smaller latent_dim, a weaker sparsity penalty, or a model that revives "
             "dead latents (TopK with AuxK).",
         )
     if n_collapsed:
-        from lucidae.metrics import COLLAPSE_VARIANCE
-
         beta = getattr(est, "beta", None)
         everything = "every latent" if n_collapsed == n_latents else f"{n_collapsed} of {n_latents} latents"
-        add(
+        yield (
             "Collapsed latents",
             f"The KL term switched off {everything}: their posterior mean varies by less than "
             f"{COLLAPSE_VARIANCE:g} (variance) over the evaluation data, so the decoder ignores them "
@@ -172,6 +286,9 @@ def _warnings(
                 else " A few unused latents are normal for a beta-VAE; lucidae.prune.prune removes them."
             ),
         )
+
+
+def _training_warnings(est: Any, ev: _Evaluation) -> Iterator[tuple[str, str]]:
     records = est.history_.records
     val = [r["val_loss"] for r in records if "val_loss" in r]
     if len(val) >= 3:
@@ -184,24 +301,29 @@ def _warnings(
                 if est.history_.best_epoch
                 else " The final weights were kept."
             )
-            add(
+            yield (
                 "Overfitting",
                 f"The validation loss ended {rise:.0%} above its best (epoch {best + 1}) while the training loss "
                 f"kept falling: the model began to memorise its training samples.{kept} Fewer epochs, more data, "
                 "a smaller model or weight decay help.",
             )
-    if held_out and train_fvu is not None and test_fvu is not None and test_fvu > 1.5 * train_fvu + 0.02:
-        add(
+    train_fvu, test_fvu = ev.train_fvu, ev.test_fvu
+    if ev.held_out and train_fvu is not None and test_fvu is not None and test_fvu > 1.5 * train_fvu + 0.02:
+        yield (
             "Generalisation gap",
             f"Held-out FVU {test_fvu:.3f} is much worse than the training FVU {train_fvu:.3f}: the model "
             "reconstructs what it has seen better than new samples.",
         )
+
+
+def _scaling_warnings(est: Any, ev: _Evaluation) -> Iterator[tuple[str, str]]:
+    X_eval_raw, X_eval_s = ev.X_eval, ev.X_eval_s
     output = est.model_config_.output_activation
     if output in ("sigmoid", "tanh") and X_eval_s.size:
         low = 0.0 if output == "sigmoid" else -1.0
         outside = float(((X_eval_s < low - 0.01) | (X_eval_s > 1.01)).mean())
         if outside > OUT_OF_RANGE_SHARE:
-            add(
+            yield (
                 "Scaling mismatch",
                 f"{outside:.1%} of the evaluation values fall outside [{low:g}, 1] after the scaling fitted at "
                 f"training time, but the {output} output cannot produce them. The evaluation data is not on the "
@@ -210,7 +332,7 @@ def _warnings(
     if est.scaler_.kind == "standard" and X_eval_s.size:
         drift = float(np.abs(X_eval_s.mean(axis=0)).max())
         if drift > 1.0:
-            add(
+            yield (
                 "Scaling mismatch",
                 f"A feature's evaluation mean lies {drift:.1f} training standard deviations from its training "
                 "mean: the evaluation data differs from the training data.",
@@ -218,17 +340,80 @@ def _warnings(
     if X_eval_raw.size and X_eval_raw.dtype != np.uint8:
         lo, hi = float(np.min(X_eval_raw)), float(np.max(X_eval_raw))
         if 0.0 <= lo and 0.0 < hi <= 1.0 / 255.0 + 1e-6:
-            add(
+            yield (
                 "Scaling mismatch",
                 f"All values lie in [0, {hi:.3g}]: the data looks divided by 255 twice. Pass it as loaded.",
             )
+
+
+def _fidelity_warnings(ev: _Evaluation) -> Iterator[tuple[str, str]]:
+    explained = ev.explained
     if explained is not None and explained < LOW_EXPLAINED_VARIANCE:
-        add(
+        yield (
             "Low explained variance",
             f"The model explains only {explained:.1%} of the variance of held-out data. Its latents describe a "
             "blurry average more than the samples; train longer, widen the code, or loosen the constraints.",
         )
-    return out
+
+
+def _latent_order(est: Any, ev: _Evaluation) -> list[int]:
+    """Every latent, most variable first, the dead and collapsed ones last."""
+    ranking = [int(i) for i in explain.rank_latents(est, ev.X_eval)]  # most variable first
+    inactive = ev.inactive
+    return [i for i in ranking if not inactive[i]] + [i for i in ranking if inactive[i]]
+
+
+def _latent_cards(est: Any, ev: _Evaluation, shown: list[int]) -> list[dict[str, Any]]:
+    """One card per shown latent: its statistics and, where it is in use, what it writes and reads."""
+    alive = [i for i in shown if not ev.inactive[i]]
+    writes = {w.latent: w for w in explain.latent_writes(est, ev.X_eval, latents=alive)} if alive else {}
+    reads = {r.latent: r for r in explain.latent_reads(est, ev.X_eval, latents=alive, n_top=8)} if alive else {}
+    cards = []
+    for i in shown:
+        card = _latent_stats(ev, i)
+        if not ev.inactive[i]:
+            card.update(_latent_evidence(est, ev, i, writes[i], reads[i]))
+        cards.append(card)
+    return cards
+
+
+def _latent_stats(ev: _Evaluation, i: int) -> dict[str, Any]:
+    z, std = ev.Z[:, i], float(ev.std[i])
+    return {
+        "index": i,
+        "dead": bool(ev.dead[i]),
+        "collapsed": bool(ev.collapsed[i]),
+        "variance": _fmt(std**2),
+        "active": f"{ev.density[i]:.1%}",
+        "mean": _fmt(float(z.mean())),
+        "std": _fmt(std),
+        "density": plots.activation_density(z),
+        "range": f"{_fmt(float(z.min()))} to {_fmt(float(z.max()))}",
+        "top_images": None,
+        "top_table": None,
+    }
+
+
+def _latent_evidence(est: Any, ev: _Evaluation, i: int, writes: Any, reads: Any) -> dict[str, Any]:
+    """A live latent's traversal, decoder direction and top samples (images, or a table for tabular data)."""
+    image_shape, names, X_eval = est.image_shape_, list(est.feature_names_), ev.X_eval
+    trav = explain.traverse(est, X_eval, i, quantile_range=(0.01, 0.99), base="mean")
+    evidence: dict[str, Any] = {
+        "steps": ", ".join(_fmt(float(v)) for v in trav.values),
+        "writes": plots.latent_writes(writes.direction, image_shape=image_shape, feature_names=names),
+        "traversal": plots.latent_traversal(trav.recon, trav.values, image_shape=image_shape, feature_names=names),
+    }
+    top = reads.top_indices
+    if image_shape is not None:
+        evidence["top_images"] = plots.sample_strip(X_eval[top], image_shape)
+    else:
+        z = ev.Z[:, i]
+        cols = [f["index"] for f in writes.top_features[: min(6, len(names))]]
+        evidence["top_table"] = {
+            "columns": [names[c] for c in cols],
+            "rows": [{"value": _fmt(float(z[r])), "cells": [_fmt(float(X_eval[r, c])) for c in cols]} for r in top[:5]],
+        }
+    return evidence
 
 
 GENERATED_SAMPLES = 10
@@ -269,8 +454,6 @@ def _interpolation_pairs(labels: np.ndarray | None, n: int, n_pairs: int) -> lis
 
 def _generation(est: Any, X_eval: np.ndarray, labels: np.ndarray | None, eval_idx: np.ndarray) -> dict | None:
     """The Generation section: prior samples (VAEs) and interpolation strips, or None for tabular data."""
-    from lucidae.applications.generate import interpolation, samples
-
     image_shape = est.image_shape_
     if image_shape is None or len(X_eval) < 2:
         return None
@@ -326,6 +509,141 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}"
 
 
+TRAINING_SETTINGS = ("epochs", "batch_size", "lr", "lr_schedule", "weight_decay", "validation_fraction", "patience")
+"""Estimator parameters the model card lists under "Training settings"."""
+
+
+def _model_card(est: Any, dataset: Dataset, ev: _Evaluation) -> list[tuple[str, str]]:
+    """The model card's rows: what was trained, on what, and how."""
+    cfg, history, image_shape = est.model_config_, est.history_, est.image_shape_
+    params = est.get_params(deep=False)
+    return [
+        ("Estimator", f"{type(est).__name__} (model family {cfg.model!r})"),
+        ("Architecture", _architecture(est)),
+        (
+            "Activations",
+            f"hidden {cfg.activation}, latent {cfg.latent_activation}, output {cfg.output_activation}",
+        ),
+        ("Parameters", f"{parameter_count(est.module_):,}"),
+        ("Data", f"{dataset.name}: {dataset.description}".strip()),
+        (
+            "Samples",
+            f"{dataset.n_samples:,} in all; {len(ev.eval_idx):,} {ev.where} samples evaluated; "
+            f"{dataset.n_features:,} features" + (f", images {tuple(image_shape)}" if image_shape else ""),
+        ),
+        ("Scaling", f"{est.scaler_.kind} (fitted on the training data, stored with the model)"),
+        ("Training settings", ", ".join(f"{k}={params[k]}" for k in TRAINING_SETTINGS if k in params)),
+        (
+            "Training",
+            f"{len(history.records)} epochs in {est.fit_seconds_:.1f} s"
+            + (f"; weights of epoch {history.best_epoch} kept" if history.best_epoch else "")
+            + ("; stopped early" if history.stopped_early else ""),
+        ),
+        ("lucidae", __version__),
+    ]
+
+
+def _page_context(
+    run_dir: Path,
+    est: Any,
+    dataset: Dataset,
+    ev: _Evaluation,
+    *,
+    order: list[int],
+    cards: list[dict[str, Any]],
+    warnings: list[dict[str, str]],
+    generation: dict | None,
+    max_samples: int,
+) -> dict[str, Any]:
+    """Everything ``report.html.j2`` shows: the model card, plots, tables, warnings and cards."""
+    image_shape, names, X_eval = est.image_shape_, list(est.feature_names_), ev.X_eval
+    n_grid = min(10 if image_shape is not None else 8, len(X_eval))
+    grid_idx = np.linspace(0, len(X_eval) - 1, n_grid).astype(int) if n_grid else np.array([], dtype=int)
+    lmap = explain.latent_map(est, X_eval, color=ev.labels, max_samples=max_samples)
+    ratio = sum(lmap.explained_variance_ratio[:2])
+    history = est.history_
+    latent_rows = [
+        {
+            "index": i,
+            "active": f"{ev.density[i]:.1%}",
+            "std": _fmt(float(ev.std[i])),
+            "dead": bool(ev.dead[i]),
+            "collapsed": bool(ev.collapsed[i]),
+        }
+        for i in order[:MAX_TABLE_LATENTS]
+    ]
+    return {
+        "run_name": run_dir.resolve().name,
+        "model_card": _model_card(est, dataset, ev),
+        "module_repr": str(est.module_),
+        "curves": plots.training_curves(history.records, history.best_epoch) if history.records else None,
+        "grid": plots.reconstruction_grid(
+            X_eval[grid_idx], ev.recon[grid_idx], image_shape=image_shape, feature_names=names
+        )
+        if n_grid
+        else None,
+        "metric_rows": _metric_rows(ev.entries),
+        "n_eval": len(ev.eval_idx),
+        "where": ev.where,
+        "warnings": warnings,
+        "cards": cards,
+        "n_latents": ev.n_latents,
+        "n_shown": len(cards),
+        "image_data": image_shape is not None,
+        "latent_table": latent_rows,
+        "table_truncated": ev.n_latents > MAX_TABLE_LATENTS,
+        "dead_indices": [int(i) for i in np.flatnonzero(ev.dead)],
+        "collapsed_indices": [int(i) for i in np.flatnonzero(ev.collapsed)],
+        "map": plots.latent_map(lmap.coords, lmap.color, title="codes of the evaluation samples"),
+        "map_caption": f"first two principal components of the codes ({ratio:.0%} of their variance)",
+        "generation": generation,
+    }
+
+
+def _metrics_doc(
+    run_name: str,
+    est: Any,
+    ev: _Evaluation,
+    *,
+    warnings: list[dict[str, str]],
+    generation: dict | None,
+    seconds: float,
+) -> dict[str, Any]:
+    """The content of ``metrics.json``: every metric and every latent, not only those the page shows."""
+    return {
+        "lucidae_version": __version__,
+        "run": run_name,
+        "estimator": type(est).__name__,
+        "model": est.model_config_.to_dict(),
+        "parameters": parameter_count(est.module_),
+        "evaluated_on": ev.where,
+        "n_eval": int(len(ev.eval_idx)),
+        "metrics": {e["name"]: e["value"] for e in ev.entries},
+        "notes": {e["name"]: e["note"] for e in ev.entries},
+        "latents": [
+            {
+                "index": i,
+                "active_fraction": float(ev.density[i]),
+                "mean": float(ev.Z[:, i].mean()),
+                "std": float(ev.std[i]),
+                "dead": bool(ev.dead[i]),
+                "collapsed": bool(ev.collapsed[i]),
+            }
+            for i in range(ev.n_latents)
+        ],
+        "warnings": warnings,
+        "generation": None
+        if generation is None
+        else {
+            "prior_samples": generation["n_samples"] if generation["sampling"] else 0,
+            "prior_seed": 0,
+            "interpolation_pairs": [s["pair"] for s in generation["strips"]],
+            "interpolation_steps": INTERPOLATION_STEPS,
+        },
+        "report_seconds": seconds,
+    }
+
+
 def build_report(
     run_dir: str | os.PathLike,
     *,
@@ -365,259 +683,47 @@ def build_report(
     >>> build_report("runs/digits")  # doctest: +SKIP
     PosixPath('runs/digits/report.html')
     """
-    from lucidae import explain
-    from lucidae.datasets import load_dataset
-    from lucidae.estimators import load
-    from lucidae.metrics import activation_density, collapsed_latents, fvu
-    from lucidae.models.vae import VariationalAutoEncoder
-
     start = time.perf_counter()
     run_dir = Path(run_dir)
-    est = load(run_dir)
-    run = read_run(run_dir)
-    if dataset is None:
-        spec = (run.get("data") or {}).get("data")
-        if run.get("data_path") and Path(run["data_path"]).exists() and not Path(str(spec)).exists():
-            spec = run["data_path"]
-        if not spec:
-            raise DataError(
-                f"{run_dir} has no {RUN_FILE} naming its data, so the report cannot evaluate the model. "
-                "Train with `lucidae train`, or pass the data (build_report(run_dir, dataset=...) or --data)."
-            )
-        dataset = load_dataset(spec)
-    if dataset.n_features != est.n_features_in_:
-        raise DataError(
-            f"The data has {dataset.n_features} features but the model in {run_dir} was trained on "
-            f"{est.n_features_in_}. Pass the data the run was trained on."
-        )
+    est, run, dataset = _load_run(run_dir, dataset)
     if max_latents < 1:
         raise DataError(f"max_latents={max_latents} is invalid: expected an integer >= 1.")
 
-    eval_idx, train_idx, held_out = _eval_split(run, dataset.n_samples)
-    eval_idx = _subsample(eval_idx, max_samples)
-    train_sub = _subsample(train_idx, max_samples)
-    X_eval = np.asarray(dataset.X[eval_idx])
-    labels = None if dataset.y is None else np.asarray(dataset.y)[eval_idx]
-    factors = None if dataset.factors is None else np.asarray(dataset.factors)[eval_idx]
-    recon = est.reconstruct(X_eval)  # (n, features) original units
-    X_eval_s = est.scaler_.transform(X_eval)  # (n, features) model space
-    Z = est.transform(X_eval)  # (n, latent)
-    n_latents = Z.shape[1]
-
-    entries = summary_entries(est, X_eval, y=labels, factors=factors)
-    values = {e["name"]: e["value"] for e in entries}
-    test_fvu = _finite_or_none(values.get("fvu"))
-    train_fvu = None
-    if held_out and len(train_sub) >= 2:
-        X_train = np.asarray(dataset.X[train_sub])
-        X_train_s = est.scaler_.transform(X_train)
-        train_fvu = _finite_or_none(fvu(X_train_s, est.scaler_.transform(est.reconstruct(X_train))))
-        entries.append(
-            {
-                "name": "train_fvu",
-                "group": "fidelity",
-                "value": train_fvu,
-                "note": f"on {len(train_sub)} training samples {train_fvu:.1%} of the variance is lost; far below "
-                "the held-out FVU would mean the model memorised its training data.",
-            }
-        )
-        pca_fvu = _pca_fvu(X_train_s, X_eval_s, n_latents)
-        if pca_fvu is not None:
-            verdict = "better" if test_fvu is not None and test_fvu < pca_fvu else "no better"
-            entries.append(
-                {
-                    "name": f"pca_fvu (k={n_latents})",
-                    "group": "baseline",
-                    "value": pca_fvu,
-                    "note": f"PCA with as many components as the code has latents loses {pca_fvu:.1%}; "
-                    f"the autoencoder does {verdict} than this linear baseline.",
-                }
-            )
-    dead = dead_mask(Z)
-    collapsed = np.zeros_like(dead)
-    if isinstance(est.module_, VariationalAutoEncoder) and len(Z) >= 2:
-        collapsed[collapsed_latents(Z)] = True
-        collapsed &= ~dead
-    inactive = dead | collapsed  # no traversal or top samples: they would show nothing
-    density = activation_density(Z)  # (latent,)
-    std = Z.std(axis=0)  # (latent,)
-    where = "held-out" if held_out else "training"
-    warnings = _warnings(
+    ev = _evaluate(est, dataset, run, max_samples)
+    warnings = _warnings(est, ev)
+    order = _latent_order(est, ev)
+    cards = _latent_cards(est, ev, order[:max_latents])
+    generation = _generation(est, ev.X_eval, ev.labels, ev.eval_idx)
+    context = _page_context(
+        run_dir,
         est,
-        n_latents=n_latents,
-        n_dead=int(dead.sum()),
-        n_collapsed=int(collapsed.sum()),
-        explained=values.get("explained_variance"),
-        train_fvu=train_fvu,
-        test_fvu=test_fvu,
-        held_out=held_out,
-        X_eval_raw=X_eval,
-        X_eval_s=X_eval_s,
+        dataset,
+        ev,
+        order=order,
+        cards=cards,
+        warnings=warnings,
+        generation=generation,
+        max_samples=max_samples,
     )
 
-    image_shape = est.image_shape_
-    names = list(est.feature_names_)
-    ranking = [int(i) for i in explain.rank_latents(est, X_eval)]  # most variable first
-    order = [i for i in ranking if not inactive[i]] + [i for i in ranking if inactive[i]]
-    shown = order[:max_latents]
-    alive = [i for i in shown if not inactive[i]]
-    writes = {w.latent: w for w in explain.latent_writes(est, X_eval, latents=alive)} if alive else {}
-    reads = {r.latent: r for r in explain.latent_reads(est, X_eval, latents=alive, n_top=8)} if alive else {}
-    cards = []
-    for i in shown:
-        z = Z[:, i]
-        card: dict[str, Any] = {
-            "index": i,
-            "dead": bool(dead[i]),
-            "collapsed": bool(collapsed[i]),
-            "variance": _fmt(float(std[i]) ** 2),
-            "active": f"{density[i]:.1%}",
-            "mean": _fmt(float(z.mean())),
-            "std": _fmt(float(std[i])),
-            "density": plots.activation_density(z),
-            "range": f"{_fmt(float(z.min()))} to {_fmt(float(z.max()))}",
-            "top_images": None,
-            "top_table": None,
-        }
-        if not inactive[i]:
-            trav = explain.traverse(est, X_eval, i, quantile_range=(0.01, 0.99), base="mean")
-            card["steps"] = ", ".join(_fmt(float(v)) for v in trav.values)
-            card["writes"] = plots.latent_writes(writes[i].direction, image_shape=image_shape, feature_names=names)
-            card["traversal"] = plots.latent_traversal(
-                trav.recon, trav.values, image_shape=image_shape, feature_names=names
-            )
-            top = reads[i].top_indices
-            if image_shape is not None:
-                card["top_images"] = plots.sample_strip(X_eval[top], image_shape)
-            else:
-                cols = [f["index"] for f in writes[i].top_features[: min(6, len(names))]]
-                card["top_table"] = {
-                    "columns": [names[c] for c in cols],
-                    "rows": [
-                        {"value": _fmt(float(z[r])), "cells": [_fmt(float(X_eval[r, c])) for c in cols]}
-                        for r in top[:5]
-                    ],
-                }
-        cards.append(card)
-
-    n_grid = min(10 if image_shape is not None else 8, len(X_eval))
-    grid_idx = np.linspace(0, len(X_eval) - 1, n_grid).astype(int) if n_grid else np.array([], dtype=int)
-    lmap = explain.latent_map(est, X_eval, color=labels, max_samples=max_samples)
-    ratio = sum(lmap.explained_variance_ratio[:2])
-    map_caption = f"first two principal components of the codes ({ratio:.0%} of their variance)"
-    history = est.history_
-    records = history.records
-    params = est.get_params(deep=False)
-    train_keys = ("epochs", "batch_size", "lr", "lr_schedule", "weight_decay", "validation_fraction", "patience")
-    card_rows = [
-        ("Estimator", f"{type(est).__name__} (model family {est.model_config_.model!r})"),
-        ("Architecture", _architecture(est)),
-        (
-            "Activations",
-            f"hidden {est.model_config_.activation}, latent {est.model_config_.latent_activation}, "
-            f"output {est.model_config_.output_activation}",
-        ),
-        ("Parameters", f"{parameter_count(est.module_):,}"),
-        ("Data", f"{dataset.name}: {dataset.description}".strip()),
-        (
-            "Samples",
-            f"{dataset.n_samples:,} in all; {len(eval_idx):,} {where} samples evaluated; "
-            f"{dataset.n_features:,} features" + (f", images {tuple(image_shape)}" if image_shape else ""),
-        ),
-        ("Scaling", f"{est.scaler_.kind} (fitted on the training data, stored with the model)"),
-        ("Training settings", ", ".join(f"{k}={params[k]}" for k in train_keys if k in params)),
-        (
-            "Training",
-            f"{len(records)} epochs in {est.fit_seconds_:.1f} s"
-            + (f"; weights of epoch {history.best_epoch} kept" if history.best_epoch else "")
-            + ("; stopped early" if history.stopped_early else ""),
-        ),
-        ("lucidae", __version__),
-    ]
-    latent_rows = [
-        {
-            "index": i,
-            "active": f"{density[i]:.1%}",
-            "std": _fmt(float(std[i])),
-            "dead": bool(dead[i]),
-            "collapsed": bool(collapsed[i]),
-        }
-        for i in order[:MAX_TABLE_LATENTS]
-    ]
-    context = {
-        "run_name": run_dir.resolve().name,
-        "model_card": card_rows,
-        "module_repr": str(est.module_),
-        "curves": plots.training_curves(records, history.best_epoch) if records else None,
-        "grid": plots.reconstruction_grid(
-            X_eval[grid_idx], recon[grid_idx], image_shape=image_shape, feature_names=names
-        )
-        if n_grid
-        else None,
-        "metric_rows": _metric_rows(entries),
-        "n_eval": len(eval_idx),
-        "where": where,
-        "warnings": warnings,
-        "cards": cards,
-        "n_latents": n_latents,
-        "n_shown": len(shown),
-        "image_data": image_shape is not None,
-        "latent_table": latent_rows,
-        "table_truncated": n_latents > MAX_TABLE_LATENTS,
-        "dead_indices": [int(i) for i in np.flatnonzero(dead)],
-        "collapsed_indices": [int(i) for i in np.flatnonzero(collapsed)],
-        "map": plots.latent_map(lmap.coords, lmap.color, title="codes of the evaluation samples"),
-        "map_caption": map_caption,
-        "generation": _generation(est, X_eval, labels, eval_idx),
-    }
-    html = render("report.html.j2", context)
-    _atomic_write_text(run_dir / REPORT_FILE, html)
-    metrics_doc = {
-        "lucidae_version": __version__,
-        "run": context["run_name"],
-        "estimator": type(est).__name__,
-        "model": est.model_config_.to_dict(),
-        "parameters": parameter_count(est.module_),
-        "evaluated_on": where,
-        "n_eval": int(len(eval_idx)),
-        "metrics": {e["name"]: e["value"] for e in entries},
-        "notes": {e["name"]: e["note"] for e in entries},
-        "latents": [
-            {
-                "index": i,
-                "active_fraction": float(density[i]),
-                "mean": float(Z[:, i].mean()),
-                "std": float(std[i]),
-                "dead": bool(dead[i]),
-                "collapsed": bool(collapsed[i]),
-            }
-            for i in range(n_latents)
-        ],
-        "warnings": warnings,
-        "generation": None
-        if context["generation"] is None
-        else {
-            "prior_samples": context["generation"]["n_samples"] if context["generation"]["sampling"] else 0,
-            "prior_seed": 0,
-            "interpolation_pairs": [s["pair"] for s in context["generation"]["strips"]],
-            "interpolation_steps": INTERPOLATION_STEPS,
-        },
-        "report_seconds": time.perf_counter() - start,
-    }
-    write_json(run_dir / METRICS_FILE, _json_safe(metrics_doc))
+    atomic_write(run_dir / REPORT_FILE, render("report.html.j2", context))
+    doc = _metrics_doc(
+        context["run_name"], est, ev, warnings=warnings, generation=generation, seconds=time.perf_counter() - start
+    )
+    write_json(run_dir / METRICS_FILE, json_safe(doc))
     return run_dir / REPORT_FILE
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """Replace NaN and infinities (not JSON) by None, recursively."""
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 

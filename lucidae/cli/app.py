@@ -1,27 +1,36 @@
 """The ``lucidae`` command: train, inspect and use autoencoders from the shell.
 
 The options of ``lucidae train`` are generated from the dataclass configs in
-:mod:`lucidae.config` (name, type, default and help text), so the CLI cannot drift
-from the Python API.
+:mod:`lucidae.config` (:mod:`lucidae.cli.options`), so the CLI cannot drift from the
+Python API. The commands are thin: the work is in :mod:`lucidae.runs`,
+:mod:`lucidae.report`, :mod:`lucidae.sweep` and the estimators, which each command
+imports when it runs, so that ``lucidae --help`` answers without loading torch.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
-import os
 import sys
 import time
-import typing
 from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 
-from lucidae.config import DataConfig, ModelConfig, TrainConfig, defaults, field_docs
+from lucidae.cli.applications import register as register_applications
+from lucidae.cli.options import (
+    CLI_CONFIGS,
+    explicit_options,
+    fail,
+    save_array,
+    split_options,
+    with_config_options,
+    with_options,
+)
+from lucidae.config import DataConfig, SweepConfig
 from lucidae.errors import ConfigError, LucidaeError
+from lucidae.io import RUN_FILE, write_json
 
 app = typer.Typer(
     name="lucidae",
@@ -35,276 +44,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-RUN_FILE = "run.json"
-"""Written by ``lucidae train`` beside the model: the data, the held-out split and its metrics."""
-
-EVAL_ROWS = 8_192
-"""Held-out rows evaluated at a time after training (the held-out share of a streamed file may not fit in memory)."""
-
-CLI_CONFIGS: tuple[type, ...] = (ModelConfig, TrainConfig, DataConfig)
-"""Configs whose fields become ``lucidae train`` options."""
-
-CLI_EXCLUDE = {"input_dim"}
-"""Fields that come from the data, not from the user."""
-
-
-def _tuple_hint(hint: Any) -> bool:
-    """Whether a config field holds a tuple of ints (``tuple[int, ...]``, optionally ``| None``)."""
-    return typing.get_origin(hint) is tuple or any(typing.get_origin(a) is tuple for a in typing.get_args(hint))
-
-
-def _cli_type(hint: Any) -> Any:
-    """The type typer sees for a config field's type hint (tuples travel as "128,64")."""
-    if _tuple_hint(hint):
-        return str | None if type(None) in typing.get_args(hint) else str
-    return hint
-
-
-def _cli_default(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return ",".join(str(v) for v in value)
-    return value
-
-
-def parse_int_tuple(name: str, text: str) -> tuple[int, ...]:
-    """Parse ``"128,64"`` (or ``""`` for none) into ``(128, 64)``.
-
-    Examples
-    --------
-    >>> parse_int_tuple("hidden_dims", "256, 64")
-    (256, 64)
-    >>> parse_int_tuple("hidden_dims", "")
-    ()
-    """
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    try:
-        return tuple(int(p) for p in parts)
-    except ValueError as err:
-        raise ConfigError(
-            f"--{name.replace('_', '-')} {text!r} is invalid: expected comma-separated integers such as '128,64'."
-        ) from err
-
-
-def config_parameters(classes: tuple[type, ...] = CLI_CONFIGS) -> list[inspect.Parameter]:
-    """One keyword-only typer parameter per config field, with its default and docstring.
-
-    Examples
-    --------
-    >>> names = [p.name for p in config_parameters()]
-    >>> "latent_dim" in names and "epochs" in names and "input_dim" not in names
-    True
-    """
-    params = []
-    for cls in classes:
-        hints = typing.get_type_hints(cls)
-        docs = field_docs(cls)
-        panel = cls.__name__.removesuffix("Config").lower() + " options"
-        for f in fields(cls):
-            if f.name in CLI_EXCLUDE:
-                continue
-            default = defaults(cls)[f.name]
-            option = typer.Option(help=docs.get(f.name, ""), rich_help_panel=panel)
-            annotation = Annotated[_cli_type(hints[f.name]), option]  # type: ignore[valid-type]
-            params.append(
-                inspect.Parameter(
-                    f.name,
-                    inspect.Parameter.KEYWORD_ONLY,
-                    default=_cli_default(default),
-                    annotation=annotation,
-                )
-            )
-    return params
-
-
-def with_config_options(func: Any) -> Any:
-    """Give ``func(**kwargs)`` the config fields as typed, documented options (see :func:`config_parameters`)."""
-    # the module's postponed annotations are strings: resolve them, or typer loses each option's help text
-    hints = typing.get_type_hints(func, include_extras=True)
-    own = [
-        p.replace(annotation=hints.get(p.name, p.annotation))
-        for p in inspect.signature(func).parameters.values()
-        if p.kind is not inspect.Parameter.VAR_KEYWORD
-    ]
-    params = own + config_parameters()
-    func.__signature__ = inspect.Signature(params)
-    func.__annotations__ = {p.name: p.annotation for p in params}
-    return func
-
-
-def split_options(options: dict[str, Any]) -> tuple[ModelConfig, TrainConfig, DataConfig]:
-    """Turn the flat CLI options back into validated configs."""
-    out = []
-    for cls in CLI_CONFIGS:
-        hints = typing.get_type_hints(cls)
-        values = {}
-        for f in fields(cls):
-            if f.name in options:
-                value = options[f.name]
-                if _tuple_hint(hints[f.name]) and isinstance(value, str):
-                    value = parse_int_tuple(f.name, value)
-                values[f.name] = value
-        cfg = cls(**values)
-        cfg.validate()
-        out.append(cfg)
-    return out[0], out[1], out[2]  # type: ignore[return-value]
-
-
-def estimator_from_configs(model: ModelConfig, train_cfg: TrainConfig, data: DataConfig, *, explicit: Any = ()) -> Any:
-    """Build the (unfitted) estimator for ``model.model`` with every parameter it accepts.
-
-    Examples
-    --------
-    >>> est = estimator_from_configs(ModelConfig(latent_dim=4), TrainConfig(epochs=2), DataConfig())
-    >>> type(est).__name__, est.latent_dim, est.epochs
-    ('AutoEncoder', 4, 2)
-
-    An option left at its config default takes the family's own default, where the
-    family sets one on evidence, unless its name is in ``explicit`` (the options the
-    user set, even to the config's default value):
-
-    >>> estimator_from_configs(ModelConfig(model="linear"), TrainConfig(), DataConfig()).batch_size
-    2048
-    >>> cfgs = ModelConfig(model="linear"), TrainConfig(), DataConfig()
-    >>> estimator_from_configs(*cfgs, explicit={"batch_size"}).batch_size
-    128
-    """
-    from lucidae.estimators import estimator_for
-
-    cls = estimator_for(model.model)
-    own = cls().get_params(deep=False)
-    config_defaults = {**defaults(ModelConfig), **defaults(TrainConfig)}
-    values = {
-        **model.to_dict(),
-        **train_cfg.to_dict(),
-        "scaling": None if data.scaling == "none" else data.scaling,
-    }
-    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items() if k in own}
-    values = {
-        k: v
-        for k, v in values.items()
-        if k in explicit or not (k in config_defaults and v == config_defaults[k] and own[k] != v)
-    }
-    return cls(**values)
-
-
-def _fail(err: Exception) -> typer.Exit:
-    typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
-    return typer.Exit(code=2)
-
-
-def _save_output(array: np.ndarray, out: Path, header: list[str]) -> None:
-    if out.suffix not in (".csv", ".npy"):
-        raise ConfigError(f"--out {out}: unknown suffix {out.suffix!r}; use .npy or .csv.")
-    tmp = out.with_name(out.name + ".tmp")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.suffix == ".csv":
-            np.savetxt(tmp, array, delimiter=",", header=",".join(header), comments="", fmt="%.7g")
-        else:
-            with open(tmp, "wb") as fh:
-                np.save(fh, array)
-        os.replace(tmp, out)
-    except OSError as err:
-        raise ConfigError(
-            f"--out {out} could not be written ({err.strerror or err}). Pick a folder you can write to."
-        ) from err
-
-
-def fit_run(
-    est: Any,
-    dataset: Any,
-    data_cfg: DataConfig,
-    out: Path,
-    *,
-    seed: int = 0,
-    quiet: bool = False,
-    fit_params: dict[str, Any] | None = None,
-) -> tuple[Path, dict[str, Any]]:
-    """Hold out ``data_cfg.test_fraction`` of ``dataset``, fit ``est`` on the rest, save it with ``run.json``.
-
-    ``run.json`` records the data spec, the held-out indices and the held-out error, so
-    ``lucidae report`` can later evaluate the model on exactly the samples it never saw.
-    ``train``, ``demo`` and ``sweep`` all write their runs through here. ``fit_params``
-    go to ``est.fit`` (checkpointing, resuming). Under torchrun only rank 0 evaluates and
-    writes; the other ranks return ``(out, {})`` after training.
-
-    Returns
-    -------
-    (Path, dict)
-        The run folder and the record written to its ``run.json``.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> from lucidae.datasets import load_digits
-    >>> from lucidae.estimators import AutoEncoder
-    >>> est = AutoEncoder(hidden_dims=(), latent_dim=2, epochs=1, verbose=0, random_state=0)
-    >>> out, rec = fit_run(est, load_digits(), DataConfig(), Path(tempfile.mkdtemp()) / "r", quiet=True)
-    >>> len(rec["test_indices"]), sorted(rec["metrics"])
-    (360, ['test_fvu', 'test_mse'])
-    """
-    from sklearn.model_selection import train_test_split
-
-    from lucidae.io import write_json
-    from lucidae.metrics import FidelityAccumulator
-
-    n = dataset.n_samples
-    indices = np.arange(n)
-    # a memory-mapped file too large to load (lucidae.datasets.load_dataset) is streamed: the
-    # held-out rows are then its last ones, so that training reads one contiguous run of rows
-    streaming = isinstance(dataset.X, np.memmap)
-    if data_cfg.test_fraction > 0 and n >= 4:
-        if streaming:
-            n_test = max(1, round(n * data_cfg.test_fraction))
-            train_idx, test_idx = indices[: n - n_test], indices[n - n_test :]
-        else:
-            train_idx, test_idx = train_test_split(indices, test_size=data_cfg.test_fraction, random_state=seed)
-    else:
-        train_idx, test_idx = indices, indices[:0]
-    train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
-    if not quiet:
-        typer.echo(
-            f"training {type(est).__name__} on {dataset.name}: {len(train_idx)} samples x "
-            f"{dataset.n_features} features ({len(test_idx)} held out"
-            + (", the last rows; streamed from disk: the file is too large to load)" if streaming else ")"),
-            err=True,
-        )
-    X_train = dataset.X[: len(train_idx)] if streaming else dataset.X[train_idx]
-    est.fit(X_train, feature_names=dataset.feature_names, image_shape=dataset.image_shape, **(fit_params or {}))
-    from lucidae.distributed import is_main
-
-    if not is_main():
-        return Path(out), {}
-    record: dict[str, Any] = {
-        "data": data_cfg.to_dict(),
-        # A relative --data path only resolves from the folder training ran in; reports may run elsewhere.
-        "data_path": str(Path(data_cfg.data).resolve()) if Path(data_cfg.data).exists() else None,
-        "dataset": {"name": dataset.name, "description": dataset.description, "n_samples": n},
-        # a streamed file's held-out rows are one run, recorded as such: millions of indices would not fit run.json
-        **({"test_rows": [int(test_idx[0]), int(test_idx[-1]) + 1]} if streaming and len(test_idx) else {}),
-        "test_indices": [] if streaming else test_idx.tolist(),
-        "metrics": {},
-    }
-    if len(test_idx):
-        from lucidae.models.vae import VariationalAutoEncoder
-
-        acc = FidelityAccumulator()
-        variational = isinstance(est.module_, VariationalAutoEncoder)
-        codes = []  # a VAE's held-out posterior means, to count the latents the KL switched off
-        for start in range(0, len(test_idx), EVAL_ROWS):  # in blocks: the held-out rows may not fit in memory
-            block = np.asarray(dataset.X[test_idx[start : start + EVAL_ROWS]])
-            acc.update(est.scaler_.transform(block), est.scaler_.transform(est.reconstruct(block)))
-            if variational:
-                codes.append(est.transform(block))
-        record["metrics"] = {"test_fvu": acc.fvu, "test_mse": acc.mse}
-        if variational and len(test_idx) >= 2:
-            from lucidae.metrics import collapsed_latents
-
-            record["metrics"]["test_collapsed_latents"] = int(len(collapsed_latents(codes)))
-    out_dir = est.save(out)
-    write_json(out_dir / RUN_FILE, record)
-    return out_dir, record
 
 
 @app.command()
@@ -338,6 +77,7 @@ def train(
     from lucidae.checkpoint import CHECKPOINT_DIR
     from lucidae.datasets import load_dataset
     from lucidae.distributed import init_from_env, shutdown
+    from lucidae.runs import estimator_from_configs, fit_run
     from lucidae.train import TrainingInterrupted
 
     main = init_from_env().rank == 0  # kept: after shutdown() every process looks like rank 0
@@ -347,7 +87,7 @@ def train(
             options = read_train_options(resume)
             explicit = set(options)  # only the options the user set were stored
         else:
-            explicit = _explicit_options(ctx, options)
+            explicit = explicit_options(ctx, options)
         model_cfg, train_cfg, data_cfg = split_options(options)
         if resume is None and main:  # first, so that an interrupted run can be resumed
             write_train_options(out, {k: v for k, v in options.items() if k in explicit})
@@ -359,7 +99,14 @@ def train(
             "checkpoint_every": checkpoint_every,
         }
         out_dir, record = fit_run(
-            est, dataset, data_cfg, out, seed=train_cfg.random_state or 0, quiet=not main, fit_params=fit_params
+            est,
+            dataset,
+            data_cfg,
+            out,
+            seed=train_cfg.random_state or 0,
+            quiet=not main,
+            fit_params=fit_params,
+            log=lambda line: typer.echo(line, err=True),
         )
         shutdown()
     except TrainingInterrupted as stop:
@@ -367,7 +114,7 @@ def train(
             typer.echo(f"{stop}\nResume with: lucidae train --resume {out}", err=True)
         raise typer.Exit(code=130) from stop
     except LucidaeError as err:
-        raise _fail(err) from err
+        raise fail(err) from err
     if not main:
         return
     if record["metrics"]:
@@ -388,20 +135,8 @@ TRAIN_OPTIONS = "train_options.json"
 """Written by ``lucidae train`` into OUT before training: the options, for ``--resume``."""
 
 
-def _explicit_options(ctx: typer.Context, options: dict[str, Any]) -> set[str]:
-    """The options given on the command line (or environment), as opposed to left at their defaults.
-
-    A family's own defaults (see :func:`estimator_from_configs`) replace only the options
-    the user did not give, even when the user gives the config's default value.
-    """
-    sources = {name: ctx.get_parameter_source(name) for name in options}
-    return {name for name, src in sources.items() if src is not None and src.name not in ("DEFAULT", "DEFAULT_MAP")}
-
-
 def write_train_options(out: Path, options: dict[str, Any]) -> None:
     """Store the options of ``lucidae train`` in ``out`` (atomically), so ``--resume`` can reuse them."""
-    from lucidae.io import write_json
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / TRAIN_OPTIONS, options)
@@ -455,9 +190,9 @@ def encode(
     try:
         est, ds = _load_model_and_data(run_dir, data)
         codes = est.transform(ds.X)
-        _save_output(codes, out, list(est.get_feature_names_out()))
+        save_array(codes, out, list(est.get_feature_names_out()))
     except LucidaeError as err:
-        raise _fail(err) from err
+        raise fail(err) from err
     typer.echo(f"wrote codes of shape {codes.shape} to {out}")
 
 
@@ -475,10 +210,10 @@ def reconstruct(
     try:
         est, ds = _load_model_and_data(run_dir, data)
         recon = est.reconstruct(ds.X)
-        _save_output(recon, out, list(est.feature_names_))
+        save_array(recon, out, list(est.feature_names_))
         error = fvu(est.scaler_.transform(ds.X), est.scaler_.transform(recon))
     except LucidaeError as err:
-        raise _fail(err) from err
+        raise fail(err) from err
     typer.echo(f"FVU {error:.4f}; wrote reconstructions of shape {recon.shape} to {out}")
 
 
@@ -510,7 +245,7 @@ def prune(
         )
         path = result.estimator.save(out)
     except LucidaeError as err:
-        raise _fail(err) from err
+        raise fail(err) from err
     typer.echo(
         f"FVU {result.fvu_before:.4f} -> {result.fvu_after:.4f}; non-zero weights "
         f"{result.nonzero_weights_before:,} -> {result.nonzero_weights_after:,}; latents "
@@ -527,7 +262,7 @@ def _detector_info(run_dir: Path, as_json: bool) -> None:
     try:
         det = load_detector(run_dir)
     except LucidaeError as err:
-        raise _fail(err) from err
+        raise fail(err) from err
     inner, cfg = det.estimator_, det.estimator_.model_config_
     arch = "-".join(cfg.layer_shapes())
     summary = {
@@ -571,7 +306,7 @@ def _topics_info(run_dir: Path, as_json: bool, top: int = 8) -> None:
     try:
         tt = load_topics(run_dir)
     except LucidaeError as err:
-        raise _fail(err) from err
+        raise fail(err) from err
     found = tt.topics(top=top, n_documents=0)
     summary = {
         "estimator": "TextTopics",
@@ -603,19 +338,17 @@ def info(
 ) -> None:
     """Describe a saved model (architecture, size, scaling, training, held-out error), detector or topic model."""
     from lucidae.estimators import NotAnEstimatorError, load
-    from lucidae.io import read_run_record
+    from lucidae.io import read_config, read_run_record
 
     try:
         est = load(run_dir)
         run = read_run_record(run_dir, RUN_FILE)
     except NotAnEstimatorError:
-        from lucidae.io import read_config
-
         if read_config(run_dir).get("estimator") == "TextTopics":
             return _topics_info(run_dir, as_json)
         return _detector_info(run_dir, as_json)
     except LucidaeError as err:
-        raise _fail(err) from err
+        raise fail(err) from err
     n_params = sum(p.numel() for p in est.module_.parameters())
     hist = est.history_
     summary = {
@@ -658,17 +391,22 @@ def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo run.")] = Path("runs/demo"),
 ) -> None:
     """Train the classic model (hidden 128, code 32) on the bundled digits, compare with PCA, save it, report it."""
+    import numpy as np
     from sklearn.decomposition import PCA
 
+    import lucidae.estimators
     from lucidae.datasets import load_digits
-    from lucidae.estimators import AutoEncoder
     from lucidae.metrics import fvu
     from lucidae.report import build_report
+    from lucidae.runs import fit_run
 
     start = time.perf_counter()
     ds = load_digits()
-    ae = AutoEncoder(hidden_dims=(128,), latent_dim=32, random_state=0)
-    path, record = fit_run(ae, ds, DataConfig(data="digits", test_fraction=0.2), out, seed=0)
+    # looked up on the package when the command runs, so a test can swap in a quicker AutoEncoder
+    ae = lucidae.estimators.AutoEncoder(hidden_dims=(128,), latent_dim=32, random_state=0)
+    path, record = fit_run(
+        ae, ds, DataConfig(data="digits", test_fraction=0.2), out, seed=0, log=lambda line: typer.echo(line, err=True)
+    )
     test = np.asarray(record["test_indices"], dtype=np.int64)
     X_train, X_test = np.delete(ds.X, test, axis=0), ds.X[test]
     ae_fvu = fvu(X_test, ae.reconstruct(X_test))
@@ -702,7 +440,7 @@ def report(
         dataset = load_dataset(data) if data is not None else None
         path = build_report(run_dir, dataset=dataset, max_latents=max_latents)
     except LucidaeError as err:
-        raise _fail(err) from err
+        raise fail(err) from err
     typer.echo(f"report written to {path}")
 
 
@@ -717,38 +455,19 @@ def _sweep(
     has known factors), the Pareto front marked, each point linked to its run's report.
     Finished runs are reused when the sweep is run again.
     """
-    from lucidae.report.sweep import SweepConfig, run_sweep
+    from lucidae.sweep import run_sweep
 
     try:
         cfg = SweepConfig.from_cli(options)
         page = run_sweep(cfg, out, log=lambda line: typer.echo(line, err=True))
     except LucidaeError as err:
-        raise _fail(err) from err
+        raise fail(err) from err
     typer.echo(f"sweep page written to {page}")
 
 
-def _register_sweep() -> None:
-    # The grid's options come from SweepConfig, as train's come from the model/train/data configs.
-    from lucidae.report.sweep import SweepConfig
-
-    own = [p for p in inspect.signature(_sweep).parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
-    params = own + config_parameters((SweepConfig,))
-    _sweep.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    _sweep.__annotations__ = {p.name: p.annotation for p in params}
-    app.command(name="sweep")(_sweep)
-
-
-_register_sweep()
-
-
-def _register_applications() -> None:
-    # detect, compress and decompress live beside the code they drive.
-    from lucidae.applications.commands import register
-
-    register(app)
-
-
-_register_applications()
+# The grid's options come from SweepConfig, as train's come from the model/train/data configs.
+app.command(name="sweep")(with_options(_sweep, (SweepConfig,)))
+register_applications(app)
 
 
 def main() -> None:

@@ -1,26 +1,22 @@
 """The application commands of the ``lucidae`` CLI: ``detect``, ``compress``, ``decompress``, ``topics``.
 
-They live here, next to the code they drive, and :func:`register` adds them to the
-``lucidae`` typer app. Heavy imports happen inside each command.
+:func:`register` adds them to the ``lucidae`` typer app; their options come from the
+application's config (:class:`~lucidae.config.AnomalyConfig`,
+:class:`~lucidae.config.TopicsConfig`). The applications themselves (and torch) are
+imported inside each command.
 """
 
 from __future__ import annotations
 
-import inspect
-import os
-from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 
-from lucidae.errors import LucidaeError
-
-
-def _fail(err: Exception) -> typer.Exit:
-    typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
-    return typer.Exit(code=2)
+from lucidae.cli.options import fail, save_array, with_options
+from lucidae.config import AnomalyConfig, TopicsConfig
+from lucidae.errors import ConfigError, CorruptFileError, LucidaeError
+from lucidae.io import atomic_write, write_json
 
 
 def detect(
@@ -43,9 +39,10 @@ def detect(
     >>> from lucidae.cli import app
     >>> CliRunner().invoke(app, ["detect", "--data", "table.csv", "--contamination", "0.05"])  # doctest: +SKIP
     """
-    from lucidae.applications.anomaly import AnomalyConfig, AnomalyDetector
+    import numpy as np
+
+    from lucidae.applications.anomaly import AnomalyDetector
     from lucidae.datasets import load_dataset
-    from lucidae.errors import ConfigError
 
     try:
         cfg = AnomalyConfig(**options)
@@ -66,16 +63,13 @@ def detect(
         if out is not None:
             if out.suffix != ".csv":
                 raise ConfigError(f"--out {out}: expected a .csv file name.")
-            out.parent.mkdir(parents=True, exist_ok=True)
             table = np.column_stack([np.arange(ds.n_samples), scores, det.labels_])
-            tmp = out.with_name(out.name + ".tmp")
-            np.savetxt(tmp, table, delimiter=",", header="index,score,outlier", comments="", fmt=["%d", "%.7g", "%d"])
-            os.replace(tmp, out)
+            save_array(table, out, ["index", "score", "outlier"], fmt=["%d", "%.7g", "%d"])
             typer.echo(f"scores written to {out}")
         if save is not None:
             typer.echo(f"detector saved to {det.save(save)}")
     except LucidaeError as err:
-        raise _fail(err) from err
+        raise fail(err) from err
 
 
 def compress(
@@ -94,6 +88,8 @@ def compress(
     >>> from lucidae.cli import app
     >>> CliRunner().invoke(app, ["compress", "runs/digits", "--data", "digits", "--bits", "6"])  # doctest: +SKIP
     """
+    import numpy as np
+
     from lucidae.applications import compress as codec
     from lucidae.datasets import load_dataset
     from lucidae.estimators import load
@@ -104,15 +100,13 @@ def compress(
         images = ds.X if ds.image_shape is None else ds.X.reshape(ds.n_samples, *ds.image_shape)
         stream = codec.compress(est, images, bits=bits)
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_bytes(stream)
-        os.replace(tmp, out)
+        atomic_write(out, stream)
         raw = ds.X.nbytes
         recon = codec.decompress(stream, est).reshape(ds.n_samples, -1)
         peak = 255.0 if ds.X.dtype == np.uint8 else float(max(np.max(ds.X), 1e-12))
         quality = codec.psnr(ds.X, recon, peak=peak)
     except LucidaeError as err:
-        raise _fail(err) from err
+        raise fail(err) from err
     bpv = 8 * len(stream) / max(ds.X.size, 1)
     typer.echo(
         f"{ds.n_samples} samples -> {len(stream):,} bytes ({bpv:.3f} bits per value, {raw / len(stream):.1f}x smaller "
@@ -127,7 +121,6 @@ def decompress(
 ) -> None:
     """Decode a stream from `lucidae compress` back to images (.npy)."""
     from lucidae.applications import compress as codec
-    from lucidae.errors import ConfigError, CorruptFileError
     from lucidae.estimators import load
 
     try:
@@ -136,13 +129,9 @@ def decompress(
         images = codec.decompress(stream.read_bytes(), load(model))
         if out.suffix != ".npy":
             raise ConfigError(f"--out {out}: expected a .npy file name.")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            np.save(fh, images)
-        os.replace(tmp, out)
+        save_array(images, out, [])
     except LucidaeError as err:
-        raise _fail(err) from err
+        raise fail(err) from err
     typer.echo(f"wrote {images.shape[0]} images of shape {images.shape[1:]} to {out}")
 
 
@@ -175,9 +164,7 @@ def topics(
     >>> from lucidae.cli import app
     >>> CliRunner().invoke(app, ["topics", "--data", "stdlib", "--n-latents", "16"])  # doctest: +SKIP
     """
-    from lucidae.applications.text import TextTopics, TopicsConfig, read_documents
-    from lucidae.errors import ConfigError
-    from lucidae.io import write_json
+    from lucidae.applications.text import TextTopics, read_documents
 
     try:
         cfg = TopicsConfig(**options)
@@ -214,23 +201,7 @@ def topics(
         if save is not None:
             typer.echo(f"topic model saved to {tt.save(save)}")
     except LucidaeError as err:
-        raise _fail(err) from err
-
-
-def _config_options(command: Any, config: type) -> Any:
-    """Give ``command(**options)`` one typed, documented option per field of the dataclass ``config``."""
-    from lucidae.cli import config_parameters
-
-    config_names = {f.name for f in fields(config)}  # already there when registered twice
-    own = [
-        p
-        for p in inspect.signature(command, eval_str=True).parameters.values()
-        if p.kind is not inspect.Parameter.VAR_KEYWORD and p.name not in config_names
-    ]
-    params = own + config_parameters((config,))
-    command.__signature__ = inspect.Signature(params)
-    command.__annotations__ = {p.name: p.annotation for p in params}
-    return command
+        raise fail(err) from err
 
 
 def register(app: typer.Typer) -> None:
@@ -244,10 +215,7 @@ def register(app: typer.Typer) -> None:
     ['compress', 'decompress', 'detect', 'topics']
     """
     # their options come from the concern's config, as train's come from the model/train/data configs
-    from lucidae.applications.anomaly import AnomalyConfig
-    from lucidae.applications.text import TopicsConfig
-
-    app.command(name="detect")(_config_options(detect, AnomalyConfig))
+    app.command(name="detect")(with_options(detect, (AnomalyConfig,)))
     app.command(name="compress")(compress)
     app.command(name="decompress")(decompress)
-    app.command(name="topics")(_config_options(topics, TopicsConfig))
+    app.command(name="topics")(with_options(topics, (TopicsConfig,)))
