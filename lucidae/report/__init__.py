@@ -1,10 +1,12 @@
-"""Reports and sweeps: what a trained autoencoder does, on one self-contained HTML page.
+"""Reports: what a trained autoencoder does, on one self-contained HTML page.
 
 - :func:`build_report` turns a run folder (``lucidae train --out RUN``) into
   ``RUN/report.html`` and ``RUN/metrics.json``.
-- :func:`run_sweep` trains a grid over the levers (code size, depth and width, linear
-  or ReLU, regularisation, sparsity, beta) and writes ``sweep.html``, which plots
-  fidelity against interpretability and marks the Pareto front.
+- :mod:`~lucidae.report.plots` draws the pictures; :mod:`~lucidae.report.evidence` gathers
+  the numbers the page shows.
+
+The sweep, which trains a grid over the levers and charts it with these pieces, is
+:mod:`lucidae.sweep` (``lucidae.report.sweep`` still re-exports it).
 
 matplotlib and jinja2 (the ``report`` extra) are imported only when a report is built.
 
