@@ -78,7 +78,7 @@ def compress(
     out: Annotated[Path, typer.Option(help="Where to write the compressed stream.")] = Path("images.lcz"),
     bits: Annotated[int, typer.Option(help="Quantisation bits per latent unit, 1..12 (8 and 4 are typical).")] = 8,
 ) -> None:
-    """Compress images into a small byte stream: quantised, arithmetic-coded latent codes.
+    """Compress images into a small byte stream: quantised latent codes, entropy-coded with constriction (ANS).
 
     The same model is needed to decompress; the stream carries its fingerprint and a CRC.
     \f
