@@ -433,7 +433,8 @@ def test_record_activations_from_a_dataloader_in_memory_and_on_disk(tmp_path):
     path = tmp_path / "loader.npy"
     record_activations(net, "1", loader, out=path)
     np.testing.assert_allclose(np.load(path), direct, rtol=1e-6)
-    assert [p.name for p in tmp_path.iterdir()] == ["loader.npy"]  # the row stream was removed
+    # the row stream was removed; the provenance record stands beside the rows
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["loader.npy", "loader.npy.meta.json"]
 
     class Keywords(torch.nn.Module):
         def __init__(self):
