@@ -8,12 +8,19 @@ process, one after the other, on one thread; the ratio is what the extra feature
 (AuxK, dead tracking, parallel-gradient removal, history) cost.
 
 Run ``python benchmarks/sae_throughput.py`` (``--samples``, ``--epochs`` to change the size).
+
+``--wide`` times the shape of language-model SAEs instead: 768 inputs, 8,192 and 32,768
+latents, k=32, batch 1,024, against a sparsify-style loop (EleutherAI's ``sparsify``:
+ReLU before the top-k, the decoder as an ``embedding_bag`` gather of the k chosen atoms
+instead of a dense product). Both shapes run in the same process, lucidae and the
+reference alternating ``--rounds`` times; the medians are printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -52,12 +59,82 @@ def reference_fit(X: torch.Tensor, latent_dim: int, k: int, epochs: int, batch_s
     return W_dec.detach().T
 
 
+def sparsify_fit(X: torch.Tensor, latent_dim: int, k: int, epochs: int, batch_size: int, lr: float) -> float:
+    """A sparsify-style TopK SAE loop (``embedding_bag`` decode); returns the last batch's MSE."""
+    torch.manual_seed(0)
+    d = X.shape[1]
+    W_enc = torch.randn(latent_dim, d)
+    W_enc /= W_enc.norm(dim=1, keepdim=True)
+    W_enc.requires_grad_(True)
+    b_enc = torch.zeros(latent_dim, requires_grad=True)
+    W_dec = W_enc.detach().clone().requires_grad_(True)  # (latent, d): one atom per row, as sparsify stores it
+    b_dec = X.mean(dim=0).clone().requires_grad_(True)
+    opt = torch.optim.Adam([W_enc, b_enc, W_dec, b_dec], lr=lr)
+    loss = torch.zeros(())
+    for _ in range(epochs):
+        order = torch.randperm(X.shape[0])
+        for start in range(0, X.shape[0], batch_size):
+            xb = X[order[start : start + batch_size]]  # (batch, d)
+            pre = F.relu(F.linear(xb - b_dec, W_enc, b_enc))  # (batch, latent)
+            vals, idx = pre.topk(k, dim=1, sorted=False)  # (batch, k)
+            recon = F.embedding_bag(idx, W_dec, per_sample_weights=vals, mode="sum") + b_dec  # (batch, d)
+            loss = F.mse_loss(recon, xb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                W_dec /= W_dec.norm(dim=1, keepdim=True)
+    return float(loss.detach())
+
+
+def wide(samples: int, epochs: int, rounds: int, latents: tuple[int, ...]) -> None:
+    """lucidae's TopK fit against the sparsify-style loop at 768 inputs, k=32, batch 1,024."""
+    d, k, batch, lr = 768, 32, 1024, 1e-3
+    ds = make_sparse_dictionary(samples, n_atoms=4096, n_features=d, active=(16, 48), random_state=0)
+    X = ds.X.astype("float32")
+    Xt = torch.from_numpy(X)
+    n_seen = samples * epochs
+    print(
+        f"{samples} samples x {epochs} epoch(s), {d} inputs, k={k}, batch {batch}, "
+        f"{torch.get_num_threads()} thread(s), {rounds} alternating round(s), medians"
+    )
+    print(f"{'latents':>8}{'sparsify-style /s':>19}{'lucidae /s':>12}{'lucidae vs it':>15}")
+    for n_latents in latents:
+        ref_t, ours_t = [], []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            sparsify_fit(Xt, n_latents, k, epochs, batch, lr)
+            ref_t.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            TopKAutoEncoder(
+                latent_dim=n_latents,
+                k=k,
+                epochs=epochs,
+                batch_size=batch,
+                lr=lr,
+                lr_schedule="constant",
+                validation_fraction=0.0,
+                verbose=0,
+                random_state=0,
+            ).fit(X)
+            ours_t.append(time.perf_counter() - start)
+        ref_s, ours_s = statistics.median(ref_t), statistics.median(ours_t)
+        print(f"{n_latents:>8,}{n_seen / ref_s:>19,.0f}{n_seen / ours_s:>12,.0f}{ref_s / ours_s:>15.2f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=20000)
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--wide", action="store_true", help="768 inputs, 8,192 and 32,768 latents, k=32")
+    parser.add_argument("--latents", type=int, nargs="+", default=[8192, 32768], help="with --wide")
+    parser.add_argument("--rounds", type=int, default=3, help="with --wide")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
+    if args.wide:
+        wide(args.samples, args.epochs, args.rounds, tuple(args.latents))
+        return
     ds = make_sparse_dictionary(args.samples, random_state=0)
     settings = {"latent_dim": 256, "k": 4, "epochs": args.epochs, "batch_size": 256, "lr": 1e-2}
     n_seen = args.samples * args.epochs

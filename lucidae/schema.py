@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
 
 from lucidae.config import ModelConfig
 from lucidae.errors import ConfigError, CorruptFileError
@@ -74,7 +75,8 @@ SAFETENSORS_DTYPES: dict[str, int] = {
     "U64": 8,
     "F64": 8,
 }
-"""safetensors dtype names and their sizes in bytes."""
+"""safetensors dtype names and their sizes in bytes (the ones torch saves), for the messages about refused headers;
+safetensors itself decides which dtypes a file may hold."""
 
 _TORCH_TO_SAFETENSORS = {
     "torch.bool": "BOOL",
@@ -269,30 +271,39 @@ def validate_saved_config(
 
 
 # --------------------------------------------------------------------------- safetensors header
-def read_safetensors_header(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """Read and check the JSON header of a safetensors file without reading any tensor.
+def read_safetensors_header(
+    path: str | os.PathLike, expected: dict[str, tuple[list[int], str]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Read and check the header of a safetensors file without reading any tensor.
 
-    The file starts with an 8-byte little-endian header length, then that many bytes of
-    JSON mapping each tensor name to its ``dtype``, ``shape`` and ``data_offsets``. The
-    length is bounded (:data:`MAX_HEADER_BYTES`) and checked against the file size
-    before it is read, and every entry's byte range must match its dtype and shape and
-    lie inside the file.
+    safetensors' own reader (:func:`safetensors.safe_open`) does the checking: it refuses
+    a header length past the end of the file or over its own limit, a header that is not
+    a JSON object of known dtypes, and tensors whose byte ranges disagree with their dtype
+    and shape, overlap, leave gaps or run past the end. It maps the file and reads only the
+    header, so a declared shape, however large, allocates nothing. Before it, the 8-byte
+    length is checked against :data:`MAX_HEADER_BYTES` (ours are a few kB; safetensors
+    allows 100 MB).
 
     Parameters
     ----------
     path : path-like
         A ``.safetensors`` file.
+    expected : dict, optional
+        The tensors the file must hold (:func:`expected_tensors`). Used only to explain a
+        refused file: when its header declares tensors other than these (an extra tensor
+        sharing another's bytes, say), that is what the message says, as
+        :func:`check_tensors` would.
 
     Returns
     -------
     dict
-        Tensor name to ``{"dtype": str, "shape": list[int], "data_offsets": [begin, end]}``
-        (``__metadata__`` is dropped).
+        Tensor name to ``{"dtype": str, "shape": list[int]}`` (``__metadata__`` is not a tensor).
 
     Raises
     ------
     CorruptFileError
-        When the file is short, the header is too long, not JSON, or inconsistent.
+        When the file is short, the header is too long, not JSON, or inconsistent; the
+        message names the tensor at fault where the header can say which.
 
     Examples
     --------
@@ -300,58 +311,89 @@ def read_safetensors_header(path: str | os.PathLike) -> dict[str, dict[str, Any]
     >>> from safetensors.torch import save_file
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "m.safetensors"
     >>> save_file({"w": torch.zeros(2, 3)}, str(p))
-    >>> read_safetensors_header(p)["w"]["shape"]
-    [2, 3]
+    >>> read_safetensors_header(p)["w"]
+    {'dtype': 'F32', 'shape': [2, 3]}
     """
     path = Path(path)
     try:
         size = path.stat().st_size
         with open(path, "rb") as fh:
             prefix = fh.read(8)
-            if len(prefix) < 8:
-                raise _fail(path, f"is {len(prefix)} bytes long; a safetensors file starts with an 8-byte length.")
-            (length,) = struct.unpack("<Q", prefix)
-            if length > MAX_HEADER_BYTES or length > size - 8:
-                raise _fail(
-                    path,
-                    f"declares a {length}-byte header, but the file has {size - 8} bytes after the length "
-                    f"and headers are at most {MAX_HEADER_BYTES} bytes.",
-                )
-            raw = fh.read(length)
     except OSError as err:
         raise CorruptFileError(f"{path} could not be read: {err}") from err
+    if len(prefix) < 8:
+        raise _fail(path, f"is {len(prefix)} bytes long; a safetensors file starts with an 8-byte length.")
+    (length,) = struct.unpack("<Q", prefix)
+    if length > MAX_HEADER_BYTES or length > size - 8:
+        raise _fail(
+            path,
+            f"declares a {length}-byte header, but the file has {size - 8} bytes after the length "
+            f"and headers are at most {MAX_HEADER_BYTES} bytes.",
+        )
     try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as err:
-        raise _fail(path, f"its header is not valid JSON ({type(err).__name__}).") from err
+        with safe_open(path, framework="pt") as f:
+            entries = {}
+            for name in f.keys():
+                tensor = f.get_slice(name)  # the header's entry, not the tensor's bytes
+                entries[name] = {"dtype": tensor.get_dtype(), "shape": list(tensor.get_shape())}
+            return entries
+    except (SafetensorError, OSError) as err:
+        raise _fail(path, _why_refused(path, length, size, err, expected)) from err
+
+
+def _why_refused(
+    path: Path, length: int, size: int, err: Exception, expected: dict[str, tuple[list[int], str]] | None
+) -> str:
+    """Say which tensor a refused header lies about; safetensors' own message does not always.
+
+    Only called once safetensors has refused the file, and only to write the message: the
+    header (at most :data:`MAX_HEADER_BYTES`, checked before) is parsed again to find an
+    entry whose byte range disagrees with its dtype and shape or runs past the data, then
+    for tensors other than ``expected`` (raised as :func:`check_tensors` raises it).
+    """
+    reason = str(err).removeprefix("Error while deserializing header: ")
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(8)
+            header = json.loads(fh.read(length).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        header = None
     if not isinstance(header, dict):
-        raise _fail(path, f"its header must be a JSON object, found {_describe(header)}.")
+        return f"its header is not valid JSON ({reason:.300})."
     data_size = size - 8 - length
-    entries: dict[str, dict[str, Any]] = {}
     for name, entry in header.items():
-        if name == "__metadata__":
+        if not isinstance(entry, dict):
             continue
-        if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
-            raise _fail(
-                path, f"tensor {name!r:.60} has header entry {_describe(entry)}; expected dtype, shape, data_offsets."
-            )
-        dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-        if not isinstance(dtype, str) or dtype not in SAFETENSORS_DTYPES:
-            raise _fail(path, f"tensor {name!r:.60} has dtype {dtype!r:.30}; known: {sorted(SAFETENSORS_DTYPES)}.")
-        if not isinstance(shape, list) or len(shape) > 16 or not all(_is_int(s) and s >= 0 for s in shape):
-            raise _fail(path, f"tensor {name!r:.60} has shape {shape!r:.60}; expected up to 16 sizes >= 0.")
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_int(o) and o >= 0 for o in offsets)):
-            raise _fail(path, f"tensor {name!r:.60} has data_offsets {offsets!r:.60}; expected [begin, end].")
+        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+        # at most 16 sizes, so that a hostile shape cannot make the product itself expensive
+        if not (
+            isinstance(dtype, str)
+            and dtype in SAFETENSORS_DTYPES
+            and isinstance(shape, list)
+            and len(shape) <= 16
+            and all(_is_int(n) for n in shape)
+            and isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(_is_int(o) for o in offsets)
+        ):
+            continue
         begin, end = offsets
         nbytes = math.prod(shape) * SAFETENSORS_DTYPES[dtype]
         if end - begin != nbytes or end > data_size:
-            raise _fail(
-                path,
+            return (
                 f"tensor {name!r:.60} of shape {shape} and dtype {dtype} needs {nbytes} bytes but its offsets "
-                f"[{begin}, {end}] span {end - begin} of the {data_size} data bytes in the file.",
+                f"[{begin}, {end}] span {end - begin} of the {data_size} data bytes in the file."
             )
-        entries[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [begin, end]}
-    return entries
+    if expected is not None:
+        declared = {
+            name: {"dtype": entry.get("dtype"), "shape": entry.get("shape")}
+            for name, entry in header.items()
+            if name != "__metadata__" and isinstance(entry, dict)
+        }
+        mismatch = _tensor_mismatch(declared, expected)
+        if mismatch is not None:
+            return mismatch
+    return f"safetensors refuses its header ({reason:.300})."
 
 
 def expected_tensors(model_cfg: Any, n_features: int) -> dict[str, tuple[list[int], str]]:
@@ -384,23 +426,30 @@ def check_tensors(
 
     Examples
     --------
-    >>> header = {"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 12]}}
+    >>> header = {"w": {"dtype": "F32", "shape": [3]}}
     >>> check_tensors(header, {"w": ([2], "F32")})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     lucidae.errors.CorruptFileError: model.safetensors: tensor 'w' has shape [3] and dtype F32, but config.json ...
     """
+    mismatch = _tensor_mismatch(header, expected)
+    if mismatch is not None:
+        raise _fail(path, mismatch)
+
+
+def _tensor_mismatch(header: dict[str, dict[str, Any]], expected: dict[str, tuple[list[int], str]]) -> str | None:
+    """What :func:`check_tensors` refuses ``header`` for, or None."""
     missing = sorted(set(expected) - set(header))
     if missing:
-        raise _fail(path, f"tensor(s) {missing[:5]} that config.json implies are missing ({len(missing)} in all).")
+        return f"tensor(s) {missing[:5]} that config.json implies are missing ({len(missing)} in all)."
     extra = sorted(set(header) - set(expected))
     if extra:
-        raise _fail(path, f"holds tensor(s) {extra[:5]} that config.json does not describe ({len(extra)} in all).")
+        return f"holds tensor(s) {extra[:5]} that config.json does not describe ({len(extra)} in all)."
     for name, (shape, dtype) in expected.items():
         got = header[name]
         if got["shape"] != shape or got["dtype"] != dtype:
-            raise _fail(
-                path,
+            return (
                 f"tensor {name!r} has shape {got['shape']} and dtype {got['dtype']}, but config.json implies "
-                f"shape {shape} and dtype {dtype}.",
+                f"shape {shape} and dtype {dtype}."
             )
+    return None

@@ -101,7 +101,8 @@ def load(path: str | os.PathLike) -> BaseAutoEncoder:
     weights = Path(path) / WEIGHTS
     if not weights.is_file():
         raise CorruptFileError(f"{weights} is missing; the model directory is incomplete.")
-    check_tensors(read_safetensors_header(weights), expected_tensors(model_cfg, n_features), weights)
+    expected = expected_tensors(model_cfg, n_features)
+    check_tensors(read_safetensors_header(weights, expected), expected, weights)
     tensors = read_tensors(path, config)
     with seeded(0):
         module = build_model(model_cfg)

@@ -104,8 +104,37 @@ class _TangentGrad(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> Tensor:
         (weight,) = ctx.saved_tensors
+        # the TopK path's gradient arrives transposed (from embedding_bag's rows); one copy beats strided passes
+        grad = grad.contiguous()  # (input_dim, latent)
         unit = weight / weight.norm(dim=0, keepdim=True).clamp_min(1e-8)  # (input_dim, latent)
         return grad - (grad * unit).sum(dim=0, keepdim=True) * unit
+
+
+class _TopKValues(torch.autograd.Function):
+    """The k chosen pre-activations, with a backward that touches only the k chosen latents.
+
+    Forward returns ``values`` (``pre.gather(1, indices)``, already computed) unchanged.
+    Backward is what ``F.linear`` then ``gather`` would give, without the dense
+    ``(batch, latent_dim)`` gradient and its two full-size matrix products: each row's
+    gradient reaches only its k encoder rows (an ``index_add_`` of outer products) and the
+    input's gradient is an ``embedding_bag`` of those k rows.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, centred: Tensor, weight: Tensor, bias: Tensor, indices: Tensor, values: Tensor) -> Tensor:
+        ctx.save_for_backward(centred, weight, indices)
+        return values.view_as(values)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        centred, weight, indices = ctx.saved_tensors  # (batch, input_dim), (latent, input_dim), (batch, k)
+        grad = grad.contiguous()  # (batch, k)
+        flat = indices.reshape(-1)  # (batch * k,)
+        outer = (grad.unsqueeze(2) * centred.unsqueeze(1)).reshape(-1, centred.shape[1])  # (batch * k, input_dim)
+        grad_weight = torch.zeros_like(weight).index_add_(0, flat, outer)
+        grad_bias = grad.new_zeros(weight.shape[0]).index_add_(0, flat, grad.reshape(-1))  # (latent,)
+        grad_centred = F.embedding_bag(indices, weight, per_sample_weights=grad, mode="sum")  # (batch, input_dim)
+        return grad_centred, grad_weight, grad_bias, None, None
 
 
 class SAE(nn.Module):
@@ -145,8 +174,8 @@ class SAE(nn.Module):
         super().__init__()
         if cfg.input_dim < 1:
             raise ValueError("ModelConfig.input_dim must be set (>= 1) before building a model.")
-        if cfg.model not in ("sparse", "topk"):
-            raise ValueError(f"SAE builds model 'sparse' or 'topk', not {cfg.model!r}.")
+        if cfg.model not in ("sparse", "topk", "jumprelu"):
+            raise ValueError(f"SAE builds model 'sparse', 'topk' or 'jumprelu', not {cfg.model!r}.")
         self.cfg = cfg
         self.input_dim = cfg.input_dim
         self.latent_dim = cfg.latent_dim
@@ -222,9 +251,36 @@ class SAE(nn.Module):
         return F.linear(z, self.dictionary(), self.decoder.bias)
 
     def forward(self, x: Tensor) -> SparseOutput:
+        if self.topk and type(self).activate is SAE.activate and self._sparse_path_ok(x):
+            return self._forward_topk(x)
         pre = self.pre_activation(x)  # (batch, latent)
         z = self.activate(pre)  # (batch, latent)
         return SparseOutput(self.decode(z), z, pre)
+
+    def _sparse_path_ok(self, x: Tensor) -> bool:
+        # embedding_bag needs one dtype for weights and per-sample weights, which autocast breaks
+        w = self.encoder.weight
+        return not torch.is_autocast_enabled(x.device.type) and x.dtype == w.dtype == self.decoder.weight.dtype
+
+    def _forward_topk(self, x: Tensor) -> SparseOutput:
+        """``forward`` for TopK, decoding from the k active latents only.
+
+        The same values as ``decode(activate(pre))``: ``embedding_bag`` adds up the k chosen
+        atoms of each row instead of multiplying the mostly-zero code by the whole
+        dictionary, and :class:`_TopKValues` sends the gradient back to the k chosen
+        encoder rows only. Both costs grow with k, not with ``latent_dim``. ``pre`` keeps its
+        own (dense) graph for the AuxK loss, which only pays for it when latents are dead.
+        """
+        centred = x - self.decoder.bias  # (batch, input_dim)
+        pre = self.encoder(centred)  # (batch, latent)
+        values, indices = pre.detach().topk(self.cfg.k, dim=1, sorted=False)  # (batch, k)
+        if torch.is_grad_enabled():
+            values = _TopKValues.apply(centred, self.encoder.weight, self.encoder.bias, indices, values)
+        z = torch.zeros_like(pre).scatter_(1, indices, values)  # (batch, latent); in place: no second full copy
+        # one copy into rows: embedding_bag over the transposed view is several times slower than copy and gather
+        atoms = self.dictionary().T.contiguous()  # (latent, input_dim)
+        recon = F.embedding_bag(indices, atoms, per_sample_weights=values, mode="sum") + self.decoder.bias
+        return SparseOutput(recon, z, pre)
 
     @property
     def atoms(self) -> Tensor:
@@ -293,3 +349,40 @@ class SAE(nn.Module):
     def sample_errors(self, x: Tensor) -> Tensor:
         """Per-sample mean squared reconstruction error ``(batch,)``, used for scoring."""
         return (self(x).recon - x).pow(2).mean(dim=1)
+
+
+class JumpReLUSAE(SAE):
+    """A JumpReLU sparse autoencoder (model ``"jumprelu"``): a latent fires only above its own threshold.
+
+    ``z = relu(pre) * (pre > threshold)`` with ``pre = W_enc (x - b_dec) + b_enc`` and one
+    threshold per latent (Rajamanoharan et al. 2024, "Jumping Ahead: Improving
+    Reconstruction Fidelity with JumpReLU Sparse Autoencoders"; the Gemma Scope SAEs).
+    This is SAELens's JumpReLU formula, ReLU included, so a negative threshold behaves
+    as SAELens's does. The thresholds are a buffer (``threshold``, ``(latent_dim,)``),
+    saved with the weights.
+
+    When to use it: to load and run JumpReLU SAEs trained elsewhere
+    (:func:`lucidae.interop.from_saelens`). What it trades away: lucidae does not learn
+    the thresholds (that needs the straight-through estimators of the paper); training
+    keeps them fixed and fits the weights with the ReLU SAE's norm-weighted L1 loss, so a
+    fresh model (thresholds 0) trains as the ``"sparse"`` ReLU SAE does.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lucidae.config import ModelConfig
+    >>> sae = JumpReLUSAE(ModelConfig(model="jumprelu", input_dim=4, latent_dim=3))
+    >>> sae.threshold.fill_(0.5)
+    tensor([0.5000, 0.5000, 0.5000])
+    >>> sae.activate(torch.tensor([[0.2, 0.6, -1.0]]))
+    tensor([[0.0000, 0.6000, 0.0000]])
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(cfg)
+        # zero thresholds make a fresh model a ReLU SAE; imported models overwrite them
+        self.register_buffer("threshold", torch.zeros(cfg.latent_dim))
+
+    def activate(self, pre: Tensor) -> Tensor:
+        """Keep each pre-activation ``(batch, latent_dim)`` that is above its latent's threshold (and positive)."""
+        return F.relu(pre) * (pre > self.threshold)
