@@ -27,7 +27,7 @@ from lucidae.errors import ConfigError
 ACTIVATIONS = ("relu", "linear", "sigmoid", "tanh", "gelu", "leaky_relu", "softplus", "elu", "silu")
 """Names accepted wherever an activation is configured. ``"linear"`` means none."""
 
-MODEL_FAMILIES = ("dense", "linear", "sparse", "topk", "conv", "vae", "tcvae")
+MODEL_FAMILIES = ("dense", "linear", "sparse", "topk", "conv", "vae", "tcvae", "jumprelu")
 """Values of ``ModelConfig.model``; :data:`lucidae.models.MODELS` maps each to its ``nn.Module`` class."""
 
 SCALINGS = ("auto", "minmax", "standard", "none")
@@ -308,7 +308,7 @@ class ModelConfig(Config):
     k: int = 8
     """Sparse "topk" model: latents kept active per sample (exactly k non-zero codes); at most latent_dim."""
     l1_coefficient: float = 0.01
-    """Sparse "sparse" (ReLU + L1) model: weight of the L1 penalty on the code, each latent's value
+    """Sparse "sparse" (ReLU + L1) and "jumprelu" models: weight of the L1 penalty on the code, each latent's value
     multiplied by the norm of its decoder column so that growing columns cannot buy a smaller penalty."""
     unit_norm_decoder: bool = True
     """Sparse models: keep every decoder column (dictionary atom) at norm 1 after each optimiser step."""

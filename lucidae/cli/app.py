@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from lucidae.cli.applications import register as register_applications
+from lucidae.cli.interop import register as register_interop
 from lucidae.cli.options import (
     CLI_CONFIGS,
     explicit_options,
@@ -468,6 +469,7 @@ def _sweep(
 # The grid's options come from SweepConfig, as train's come from the model/train/data configs.
 app.command(name="sweep")(with_options(_sweep, (SweepConfig,)))
 register_applications(app)
+register_interop(app)
 
 
 def main() -> None:

@@ -5,7 +5,8 @@ One file per family, on a shared base:
 - :mod:`~lucidae.estimators.base`: :class:`BaseAutoEncoder` (parameters to configs, fit,
   transform, save) and the registry of estimator classes;
 - :mod:`~lucidae.estimators.dense`: :class:`AutoEncoder`, :class:`LinearAutoEncoder`;
-- :mod:`~lucidae.estimators.sparse`: :class:`SparseAutoEncoder`, :class:`TopKAutoEncoder`;
+- :mod:`~lucidae.estimators.sparse`: :class:`SparseAutoEncoder`, :class:`TopKAutoEncoder`,
+  :class:`JumpReLUAutoEncoder`;
 - :mod:`~lucidae.estimators.image`: :class:`ConvAutoEncoder`, :class:`VAE`, :class:`BetaTCVAE`;
 - :mod:`~lucidae.estimators.persist`: :func:`load`.
 
@@ -36,7 +37,7 @@ from lucidae.estimators.persist import (
     read_inner_estimator,
     write_inner_estimator,
 )
-from lucidae.estimators.sparse import SparseAutoEncoder, TopKAutoEncoder
+from lucidae.estimators.sparse import JumpReLUAutoEncoder, SparseAutoEncoder, TopKAutoEncoder
 
 __all__ = [
     "COLLAPSE_CHECK_ROWS",
@@ -50,6 +51,7 @@ __all__ = [
     "BaseAutoEncoder",
     "BetaTCVAE",
     "ConvAutoEncoder",
+    "JumpReLUAutoEncoder",
     "LinearAutoEncoder",
     "NotAnEstimatorError",
     "SparseAutoEncoder",

@@ -1,4 +1,4 @@
-"""Sparse autoencoders: the ReLU + L1 SAE and the TopK SAE, overcomplete dictionaries read atom by atom."""
+"""Sparse autoencoders (ReLU + L1, TopK, JumpReLU): overcomplete dictionaries read atom by atom."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class _SparseBase(BaseAutoEncoder):
     def get_model_config(self, n_features: int) -> ModelConfig:
         # The dense-only fields are unused; set them so that config.json and `lucidae info`
         # describe the model that is built (no hidden layer, linear output, ReLU code only for "sparse").
-        code = "relu" if self._model_name == "sparse" else "linear"
+        code = "relu" if self._model_name in ("sparse", "jumprelu") else "linear"
         return self._config(
             ModelConfig,
             input_dim=n_features,
@@ -250,6 +250,107 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
     ):
         self.latent_dim = latent_dim
         self.k = k
+        self.unit_norm_decoder = unit_norm_decoder
+        self.decoder_bias_init = decoder_bias_init
+        self.aux_k = aux_k
+        self.aux_coefficient = aux_coefficient
+        self.dead_window = dead_window
+        self.scaling = scaling
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.lr_schedule = lr_schedule
+        self.weight_decay = weight_decay
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.restore_best = restore_best
+        self.shuffle = shuffle
+        self.n_init = n_init
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.verbose = verbose
+        self.device = device
+        self.precision = precision
+
+
+class JumpReLUAutoEncoder(_SparseBase):
+    """A JumpReLU sparse autoencoder (model ``"jumprelu"``): each latent fires only above its own threshold.
+
+    ``z = relu(pre) * (pre > threshold)``, ``pre = W_enc (x - b_dec) + b_enc``,
+    ``x_hat = W_dec z + b_dec`` (Rajamanoharan et al. 2024; the Gemma Scope SAEs), with the
+    thresholds in ``module_.threshold``.
+
+    When to use it: to run and study JumpReLU SAEs trained elsewhere, loaded with
+    :func:`lucidae.interop.from_saelens`. What it trades away: this estimator is meant for
+    loading and inference. lucidae does not learn the thresholds (the paper's
+    straight-through estimators are out of scope here): ``fit`` keeps them fixed (zero for
+    a fresh model, which makes it the ReLU SAE of :class:`SparseAutoEncoder`) and trains the
+    weights with the norm-weighted L1 loss. To train a sparse autoencoder from scratch,
+    use :class:`TopKAutoEncoder` or :class:`SparseAutoEncoder`.
+
+    Parameters
+    ----------
+    latent_dim : int, default=32
+        Dictionary size.
+    l1_coefficient, unit_norm_decoder, decoder_bias_init, aux_k, aux_coefficient, dead_window
+        See :class:`lucidae.config.ModelConfig`.
+    scaling : {"auto", "minmax", "standard"} or None, default=None
+        Input scaling; none by default (see :class:`SparseAutoEncoder`).
+    epochs, batch_size, lr, lr_schedule, weight_decay, validation_fraction, patience, \
+restore_best, shuffle, n_init, random_state, verbose, device, precision
+        Training settings; see :class:`lucidae.config.TrainConfig`.
+
+    Attributes
+    ----------
+    module_ : lucidae.models.JumpReLUSAE
+        The ``nn.Module``; ``module_.threshold`` holds the per-latent thresholds.
+    components_ : ndarray of shape (latent_dim, n_features)
+        The dictionary (decoder columns) in the data's units.
+    history_, scaler_, n_features_in_, feature_names_, image_shape_, n_iter_
+        As for :class:`AutoEncoder`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lucidae import JumpReLUAutoEncoder
+    >>> X = np.random.default_rng(0).standard_normal((100, 8)).astype(np.float32)
+    >>> sae = JumpReLUAutoEncoder(latent_dim=16, epochs=1, verbose=0, random_state=0).fit(X)
+    >>> _ = sae.module_.threshold.fill_(1e9)  # no pre-activation clears it: every latent is silent
+    >>> float(np.abs(sae.transform(X)).max())
+    0.0
+    """
+
+    _model_name = "jumprelu"
+
+    def __init__(
+        self,
+        *,
+        latent_dim: int = 32,
+        l1_coefficient: float = 0.01,
+        unit_norm_decoder: bool = True,
+        decoder_bias_init: str = "median",
+        aux_k: int = 32,
+        aux_coefficient: float = 0.03125,
+        dead_window: int = 10000,
+        scaling: str | None = None,
+        epochs: int | None = None,
+        batch_size: int = 128,
+        lr: float = 3e-3,
+        lr_schedule: str = "cosine",
+        weight_decay: float = 0.0,
+        validation_fraction: float = 0.1,
+        patience: int = 10,
+        restore_best: bool = True,
+        shuffle: bool = True,
+        n_init: int = 1,
+        warm_start: bool = False,
+        random_state: int | None = None,
+        verbose: int = 1,
+        device: str = "cpu",
+        precision: str = "fp32",
+    ):
+        self.latent_dim = latent_dim
+        self.l1_coefficient = l1_coefficient
         self.unit_norm_decoder = unit_norm_decoder
         self.decoder_bias_init = decoder_bias_init
         self.aux_k = aux_k

@@ -11,7 +11,7 @@ from torch import nn
 
 from lucidae.models.conv import ConvolutionalAutoEncoder, ConvOutput
 from lucidae.models.dense import DenseAutoEncoder, LinearAutoEncoder, Loss, Output
-from lucidae.models.sparse import SAE, SparseOutput
+from lucidae.models.sparse import SAE, JumpReLUSAE, SparseOutput
 from lucidae.models.vae import VAEOutput, VariationalAutoEncoder
 
 MODELS: dict[str, type[nn.Module]] = {
@@ -22,6 +22,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "conv": ConvolutionalAutoEncoder,
     "vae": VariationalAutoEncoder,
     "tcvae": VariationalAutoEncoder,
+    "jumprelu": JumpReLUSAE,
 }
 """Model family name (``ModelConfig.model``) to module class."""
 
@@ -54,6 +55,7 @@ __all__ = [
     "ConvOutput",
     "ConvolutionalAutoEncoder",
     "DenseAutoEncoder",
+    "JumpReLUSAE",
     "LinearAutoEncoder",
     "Loss",
     "Output",
