@@ -295,8 +295,7 @@ def summarize(
             "pca_angle_max",
             "structure",
             float(angles.max()),
-            f"the latents' write directions lie within {angles.max():.0f} degrees of the top-{d} PCA subspace"
-            " (0: the same subspace as PCA; 90: a direction PCA would not keep).",
+            pca_angle_note(float(angles.max()), d),
         )
     if y is not None:
         labels = np.asarray(y)
@@ -377,3 +376,30 @@ def _rows(X: Any, idx: Any) -> Any:
 def _short(idx: np.ndarray, k: int = 8) -> str:
     items = ", ".join(str(int(i)) for i in idx[:k])
     return items + (", ..." if len(idx) > k else "")
+
+
+def pca_angle_note(angle: float, k: int | None = None) -> str:
+    """What the largest principal angle between the code's write directions and PCA's subspace means.
+
+    Readers took "within 82 degrees" for reassurance; an angle near 90 says the opposite,
+    so the sentence names the regime the number falls in.
+
+    Examples
+    --------
+    >>> pca_angle_note(81.72, 32)[:60]
+    'the largest principal angle to the top-32 PCA subspace is 82'
+    >>> "nearly orthogonal" in pca_angle_note(81.72), "close to" in pca_angle_note(10.0)
+    (True, True)
+    """
+    subspace = f"the top-{k} PCA subspace" if k else "the PCA subspace of the same size"
+    if angle >= 60:
+        meaning = (
+            "nearly orthogonal: at least one direction the latents write is one PCA would not keep, "
+            "so the code spans a different subspace than PCA, not a rotation of it"
+        )
+    elif angle >= 30:
+        meaning = "partly shared: the code overlaps PCA's subspace but leaves some of it for other directions"
+    else:
+        meaning = "close to PCA's subspace: the code is, up to rotation, much like PCA"
+    scale = "(0: the same subspace; 90: orthogonal)"
+    return f"the largest principal angle to {subspace} is {angle:.0f} degrees {scale}, {meaning}."

@@ -54,7 +54,9 @@ def test_report_is_self_contained(digits_run):
     _, page, _ = digits_run
     html = page.read_text()
     assert "http://" not in html and "https://" not in html
-    assert "<script" not in html and "<link" not in html and "url(" not in html
+    assert "<link" not in html and "url(" not in html
+    # The only scripts: the live decoder's data block and its one inline script (allowed by hash in the CSP).
+    assert re.findall(r"<script[^>]*>", html) == ['<script type="application/json" id="lucidae-live-data">', "<script>"]
     srcs = re.findall(r'<img src="([^"]*)"', html)
     assert len(srcs) >= 10
     for src in srcs:
@@ -175,7 +177,8 @@ def test_user_strings_are_escaped(tabular_run):
     assert XSS_FEATURE not in html and XSS_RUN not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "&lt;img src=x onerror=alert(2)&gt;" in html
-    assert "a&amp;b" in html and "<script" not in html
+    assert "a&amp;b" in html and html.count("<script") == 2  # only the live decoder's data block and script
+    assert "\\u003cscript\\u003ealert(1)" in html  # the name inside the live decoder's JSON cannot close its block
 
 
 def test_tabular_report_warns_of_low_explained_variance(tabular_run):
@@ -323,7 +326,7 @@ def test_sweep_page_links_every_run(tiny_sweep):
     for run in doc["runs"]:
         assert f"{run['name']}/report.html" in hrefs
         assert (out / run["name"] / "report.html").is_file()
-    assert html.count("<area ") >= 2 * len(doc["runs"])  # one per point in each of the two plots
+    assert html.count('<a class="run" ') == 2 * len(doc["runs"])  # one linked point per run in each of the two plots
     assert "Pareto front" in html and "MIG is not plotted" in html
     assert all(any(run.get("pareto", [])) for run in doc["runs"] if run["fvu"] == min(r["fvu"] for r in doc["runs"]))
 
@@ -510,25 +513,6 @@ def test_vae_report_shows_prior_samples_and_interpolations(vae_run, digits):
         assert f"#{a} (label {digits.y[a]}) to #{b} (label {digits.y[b]})" in section
 
 
-def test_plain_autoencoder_interpolates_but_does_not_sample(digits, tmp_path):
-    # A high rate: the decoded images change by about 25 grey levels per step, so a wrong path shows.
-    est = AutoEncoder(hidden_dims=(16,), latent_dim=6, epochs=4, lr=1e-2, verbose=0, random_state=0)
-    run_dir, _ = fit_run(est, digits, DataConfig(data="digits"), tmp_path / "ae", quiet=True)
-    section = _generation_section(build_report(run_dir, max_latents=1).read_text())
-    assert "This is interpolation, not sampling" in section and "sampled from the prior" not in section
-    srcs = re.findall(r'<img src="([^"]*)" alt="interpolation from', section)
-    (a, b), *_ = _metrics(run_dir)["generation"]["interpolation_pairs"]
-    assert _metrics(run_dir)["generation"]["prior_samples"] == 0 and len(srcs) == 3
-    est = load(run_dir)
-    za, zb = est.transform(digits.X[[a, b]]).astype(np.float64)
-    strip = _tiles(_gray(srcs[0]), 10)
-    for k, got in enumerate(strip[1:-1]):  # slow reference: one code at a time
-        code = za + (zb - za) * (k / 7)
-        want = est.inverse_transform(code[None, :].astype(np.float32)).reshape(8, 8)
-        np.testing.assert_allclose(got, np.clip(want, 0, 1), atol=2.5 / 255)
-    assert np.abs(strip[1] - strip[-2]).max() > 0.3  # the path goes somewhere: the test could tell steps apart
-
-
 def test_tabular_report_has_no_generation_section(tabular_run):
     assert 'id="generation"' not in (tabular_run / "report.html").read_text()
     assert _metrics(tabular_run)["generation"] is None
@@ -543,3 +527,173 @@ def test_vae_report_loads_cleanly_in_a_browser(vae_run, tmp_path):
     assert result["images"] >= 4 + 2  # the generation strips and the rest of the page
     assert "Generation" in result["text"]
     _screenshot_is_not_blank(vae_run[1], tmp_path)
+
+
+# ------------------------------------------------------------- verdict and readable cards (issue #20)
+def _section(html: str, start: str, end: str) -> str:
+    i = html.index(start)
+    return html[i : html.index(end, i)]
+
+
+def _card(html: str, i: int) -> str:
+    start = html.index(f'id="latent-{i}"')
+    end = html.find('<div class="card', start)
+    return html[start : end if end > 0 else len(html)]
+
+
+def test_verdict_comes_first_and_says_the_model_loses_to_pca(digits_run, digits):
+    from sklearn.decomposition import PCA
+
+    run_dir, page, record = digits_run
+    html = page.read_text()
+    assert html.index('<h2 id="verdict">') < html.index('<h2 id="warnings">') < html.index('<h2 id="model">')
+    verdict = _metrics(run_dir)["verdict"]
+    test = np.asarray(record["test_indices"])
+    train = np.setdiff1d(np.arange(digits.n_samples), test)
+    pca = PCA(6, random_state=0).fit(digits.X[train].astype(np.float64))  # identity scaling: raw == scaled
+    X = digits.X[test].astype(np.float64)
+    pca_fvu = ((X - pca.inverse_transform(pca.transform(X))) ** 2).sum() / ((X - X.mean(axis=0)) ** 2).sum()
+    assert verdict["pca_fvu"] == pytest.approx(pca_fvu, rel=1e-3)
+    assert verdict["fvu"] == pytest.approx(_metrics(run_dir)["metrics"]["fvu"])
+    assert verdict["fvu"] > verdict["pca_fvu"] and verdict["wins"] is False  # 4 epochs: PCA-6 does better
+    assert verdict["pca_components"] == 6 and verdict["fvu_over_pca"] == pytest.approx(verdict["fvu"] / pca_fvu, 1e-3)
+    top = _section(html, '<h2 id="verdict">', '<h2 id="warnings">')
+    assert "Loses to PCA" in top and f"FVU {verdict['fvu']:.4f}" in top and f"FVU {verdict['pca_fvu']:.4f}" in top
+    assert "All 6 latents are in use." in top
+
+
+def test_each_card_names_the_label_its_latent_is_purest_for(digits_run, digits):
+    from lucidae.metrics import label_purity
+
+    run_dir, page, record = digits_run
+    html, doc = page.read_text(), _metrics(run_dir)
+    test = np.asarray(record["test_indices"])
+    Z = load(run_dir).transform(digits.X[test])
+    ref = label_purity(Z, digits.y[test])
+    for i in range(6):
+        card = _card(html, i)
+        share, label = ref["purity"][i], ref["label"][i]
+        assert doc["latents"][i]["label_purity"] == pytest.approx(share)
+        assert doc["latents"][i]["label"] == label
+        if share >= 2 * ref["chance"]:
+            assert f"Responds to label {label}: {share:.0%} of its {ref['n_top']} most active samples" in card
+        else:
+            assert f"No single label: at most {share:.0%} of its {ref['n_top']}" in card
+        best = int(np.argsort(-Z[:, i], kind="stable")[0])  # the top-activating sample is labelled with its label
+        assert f"<strong>{digits.y[test][best]}</strong><br>#{test[best]}</figcaption>" in card
+        assert 'alt="colour scale from' in card and "(1st pct)" in card and "latent value" in card
+
+
+def test_pca_angle_is_said_in_words_that_do_not_reassure(digits_run):
+    doc = _metrics(digits_run[0])
+    angle, note = doc["metrics"]["pca_angle_max"], doc["notes"]["pca_angle_max"]
+    assert "within" not in note and "(0: the same subspace; 90: orthogonal)" in note
+    assert ("nearly orthogonal" in note) == (angle >= 60)
+
+
+def test_worst_reconstructed_samples_are_shown_with_their_error(digits_run, digits):
+    run_dir, page, record = digits_run
+    doc = _metrics(run_dir)
+    test = np.asarray(record["test_indices"])
+    X = digits.X[test].astype(np.float64)
+    R = load(run_dir).reconstruct(digits.X[test]).astype(np.float64)
+    errors = ((X - R) ** 2).sum(axis=1) / (((X - X.mean(axis=0)) ** 2).sum() / len(X))  # slow: one sample each
+    assert errors.mean() == pytest.approx(doc["metrics"]["fvu"], rel=1e-4)
+    worst = np.argsort(-errors)[:5]
+    assert [w["index"] for w in doc["worst_samples"]] == test[worst].tolist()
+    assert [w["error"] for w in doc["worst_samples"]] == pytest.approx(errors[worst].tolist(), rel=1e-4)
+    assert [w["label"] for w in doc["worst_samples"]] == digits.y[test[worst]].tolist()
+    section = _section(page.read_text(), '<h3 id="worst">', '<h2 id="warnings">')
+    for w in doc["worst_samples"]:
+        assert f'alt="held-out sample #{w["index"]} over its reconstruction"' in section
+
+
+def test_run_still_improving_at_its_last_epoch_is_warned(digits_run, tmp_path):
+    import shutil
+
+    from lucidae.train import History
+
+    run_dir = tmp_path / "improving"
+    shutil.copytree(digits_run[0], run_dir)
+    est = load(run_dir)
+    val = [0.08, 0.05, 0.04, 0.038, 0.036]  # best is the last: training stopped too soon
+    est.history_ = History([{"epoch": i + 1, "loss": v, "val_loss": v} for i, v in enumerate(val)], best_epoch=5)
+    est.save(run_dir)
+    build_report(run_dir)
+    doc = _metrics(run_dir)
+    warning = next(w for w in doc["warnings"] if w["title"] == "Still improving")
+    assert "epoch (5)" in warning["text"] and "5.3%" in warning["text"] and "warm_start" in warning["text"]
+    assert doc["verdict"]["still_improving"] is True
+    est.history_ = History([{"epoch": i + 1, "loss": v, "val_loss": v} for i, v in enumerate([*val, 0.037])])
+    est.save(run_dir)
+    build_report(run_dir)  # the best epoch is no longer the last: no warning
+    assert "Still improving" not in _warning_titles(run_dir)
+    assert _metrics(run_dir)["verdict"]["still_improving"] is False
+
+
+def test_generation_section_only_for_a_generative_model(digits_run, vae_run):
+    assert 'id="generation"' not in digits_run[1].read_text()  # a plain AutoEncoder cannot generate
+    assert _metrics(digits_run[0])["generation"] is None
+    assert '<h2 id="generation">Generation</h2>' in vae_run[1].read_text()
+
+
+def test_tabular_cards_write_in_standard_deviations(tabular_run):
+    from lucidae import explain
+    from lucidae.datasets import load_dataset
+
+    doc = _metrics(tabular_run)
+    run = json.loads((tabular_run / "run.json").read_text())
+    X = load_dataset(run["data_path"]).X[np.asarray(run["test_indices"])]
+    direction = explain.latent_writes(load(tabular_run), X, latents=[0])[0].direction / X.std(axis=0)
+    order = np.argsort(-np.abs(direction), kind="stable")
+    names = load(tabular_run).feature_names_
+    got = doc["latents"][0]["writes_standardised"]
+    assert [w["feature"] for w in got] == [names[c] for c in order[: len(got)]]
+    assert [w["sd"] for w in got] == pytest.approx(direction[order[: len(got)]].tolist(), rel=1e-4, abs=1e-6)
+    card = html_lib.unescape(_card((tabular_run / "report.html").read_text(), 0))
+    assert f"Writes most: {names[order[0]]} {direction[order[0]]:+.3g} sd" in card
+    assert "writes (in feature standard deviations)" in card
+    assert '<div class="scroll"><table>' in card  # a wide table scrolls inside its card instead of spilling over
+    assert '<h3 id="worst">' in (tabular_run / "report.html").read_text()
+
+
+OVERFLOW_PROBE = """<script>
+window.addEventListener("load", function () {
+  var spill = [];
+  document.querySelectorAll(".card").forEach(function (card) {
+    var right = card.getBoundingClientRect().right;
+    Array.prototype.forEach.call(card.children, function (el) {
+      var over = el.getBoundingClientRect().right - right;
+      if (over > 1) spill.push(card.id + " " + el.tagName + " " + Math.round(over));
+    });
+  });
+  var out = document.createElement("pre");
+  out.id = "lucidae-probe";
+  out.textContent = JSON.stringify(spill);
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+@pytest.mark.browser
+def test_wide_tables_stay_inside_their_cards(tmp_path):
+    from test_report_browser import _run_chromium
+
+    from lucidae.datasets import load_dataset
+
+    rng = np.random.default_rng(0)
+    names = [f"a_rather_long_feature_name_{j}" for j in range(8)]
+    X = rng.random((200, 8)) * np.array([1, 10, 100, 1000, 1e4, 1, 1, 1])
+    csv = tmp_path / "wide.csv"
+    csv.write_text(",".join(names) + "\n" + "\n".join(",".join(f"{v:.4f}" for v in row) for row in X) + "\n")
+    ds = load_dataset(str(csv))
+    est = AutoEncoder(hidden_dims=(), latent_dim=3, epochs=2, verbose=0, random_state=0)
+    out, _ = fit_run(est, ds, DataConfig(data=str(csv)), tmp_path / "wide", quiet=True)
+    page = build_report(out)
+    probed = page.with_name("probe.html")
+    probed.write_text(page.read_text().replace("<head>", "<head>\n" + OVERFLOW_PROBE, 1))
+    result = _run_chromium(["--window-size=1200,1600", "--virtual-time-budget=10000", "--dump-dom", probed.as_uri()],
+                           tmp_path)  # fmt: skip
+    match = re.search(r'<pre id="lucidae-probe">(.*?)</pre>', result.stdout, re.S)
+    assert match, result.stderr[-2000:]
+    assert json.loads(html_lib.unescape(match.group(1))) == []

@@ -6,9 +6,9 @@ indices of the held-out samples. The report evaluates the model on those held-ou
 samples, so every number in it is one the model never trained on.
 
 The page has no external references at all: images are inline base64 PNGs, the CSS is
-inline, there is no script, and a Content-Security-Policy forbids loading anything
-else. Every user-given string (run name, feature names, data description) goes
-through Jinja2's autoescaping.
+inline, the one script (the live decoder, ``live.py``) is inline and allowed by its hash,
+and a Content-Security-Policy forbids loading or running anything else. Every user-given
+string (run name, feature names, data description) goes through Jinja2's autoescaping.
 """
 
 from __future__ import annotations
@@ -33,7 +33,19 @@ from lucidae.io import RUN_FILE, atomic_write, read_run_record, write_json
 from lucidae.metrics import COLLAPSE_VARIANCE, activation_density, collapsed_latents, fvu
 from lucidae.models.vae import VariationalAutoEncoder
 from lucidae.report import plots
-from lucidae.report.evidence import dead_mask, parameter_count, summary_entries
+from lucidae.report.evidence import (
+    dead_mask,
+    label_of,
+    latent_purity,
+    parameter_count,
+    responds,
+    sample_errors,
+    still_improving,
+    summary_entries,
+    table_cell,
+    verdict,
+)
+from lucidae.report.live import live_context
 from lucidae.runs import eval_split
 
 REPORT_FILE = "report.html"
@@ -54,6 +66,10 @@ OVERFIT_RISE = 0.10
 """A final validation loss this much above its best raises an overfitting warning."""
 OUT_OF_RANGE_SHARE = 0.01
 """Share of scaled values outside the output's range that raises a scaling warning."""
+WORST_SAMPLES = 5
+"""Worst-reconstructed evaluation samples the verdict shows."""
+TOP_SAMPLES = 7
+"""Top-activating samples a card shows: as many labelled thumbnails as fit one row of a card."""
 
 
 def read_run(run_dir: Path) -> dict[str, Any]:
@@ -146,6 +162,13 @@ class _Evaluation:
     collapsed: np.ndarray  # (latent,) collapsed to a VAE's prior (and not dead)
     density: np.ndarray  # (latent,) share of samples each latent is active on
     std: np.ndarray  # (latent,)
+    pca_fvu: float | None = None  # PCA with as many components as latents, fitted on the training samples
+
+    @property
+    def feature_std(self) -> np.ndarray:
+        """(features,) standard deviation of each feature over the evaluation data; 1 where it is constant."""
+        sd = self.X_eval.reshape(len(self.X_eval), -1).std(axis=0)
+        return np.where(sd > 0, sd, 1.0)
 
     @property
     def n_latents(self) -> int:
@@ -181,6 +204,7 @@ def _evaluate(est: Any, dataset: Dataset, run: dict[str, Any], max_samples: int)
         train_fvu, baselines = _baseline_entries(est, np.asarray(dataset.X[train_sub]), X_eval_s, Z.shape[1], test_fvu)
         entries.extend(baselines)
     dead, collapsed = _latent_status(est, Z)
+    pca_fvu = next((e["value"] for e in entries if e["name"].startswith("pca_fvu")), None)
     return _Evaluation(
         eval_idx=eval_idx,
         held_out=held_out,
@@ -197,6 +221,7 @@ def _evaluate(est: Any, dataset: Dataset, run: dict[str, Any], max_samples: int)
         collapsed=collapsed,
         density=activation_density(Z),
         std=Z.std(axis=0),
+        pca_fvu=_finite_or_none(pca_fvu),
     )
 
 
@@ -307,6 +332,17 @@ def _training_warnings(est: Any, ev: _Evaluation) -> Iterator[tuple[str, str]]:
                 f"kept falling: the model began to memorise its training samples.{kept} Fewer epochs, more data, "
                 "a smaller model or weight decay help.",
             )
+    improving = still_improving(est.history_)
+    if improving is not None:
+        which, epochs, drop = improving
+        yield (
+            "Still improving",
+            f"The {which} loss was lowest at the last epoch ({epochs}) and still fell "
+            + (f"{drop:.1%}" if drop >= 0.001 else "(by less than 0.1%)")
+            + " in it: training "
+            "stopped before the model converged, so the numbers on this page understate what it can do. Train "
+            f"for more epochs (epochs={epochs} now), or continue this model with warm_start=True.",
+        )
     train_fvu, test_fvu = ev.train_fvu, ev.test_fvu
     if ev.held_out and train_fvu is not None and test_fvu is not None and test_fvu > 1.5 * train_fvu + 0.02:
         yield (
@@ -356,6 +392,49 @@ def _fidelity_warnings(ev: _Evaluation) -> Iterator[tuple[str, str]]:
         )
 
 
+def _verdict(est: Any, ev: _Evaluation) -> dict[str, Any]:
+    """The page's headline (see :func:`lucidae.report.evidence.verdict`) for this run."""
+    n_dead, n_collapsed = int(ev.dead.sum()), int(ev.collapsed.sum())
+    return verdict(type(est).__name__, ev.test_fvu, ev.pca_fvu, ev.n_latents, where=ev.where, dead=n_dead,
+                   collapsed=n_collapsed, improving=still_improving(est.history_))  # fmt: skip
+
+
+def _worst_samples(est: Any, ev: _Evaluation, n: int = WORST_SAMPLES) -> dict[str, Any] | None:
+    """The ``n`` evaluation samples the model reconstructs worst: images over their reconstructions, or rows.
+
+    The error is the sample's squared error in the model's scaled space over the average
+    sample's variance, so the average over all samples is the FVU and a reader can see how
+    far the worst lie above it.
+    """
+    if not len(ev.X_eval):
+        return None
+    errors = sample_errors(ev.X_eval_s, est.scaler_.transform(ev.recon))
+    worst = np.argsort(-errors, kind="stable")[:n]
+    image_shape, names = est.image_shape_, list(est.feature_names_)
+    samples = []
+    for j in worst:
+        item: dict[str, Any] = {
+            "index": int(ev.eval_idx[j]),
+            "label": label_of(ev.labels, j),
+            "error": float(errors[j]),
+            "error_text": _fmt(float(errors[j])),
+        }
+        if image_shape is not None:
+            pair = np.stack([ev.X_eval[j], ev.recon[j]])  # (2, features): the sample over its reconstruction
+            lo, hi = float(pair.min()), float(pair.max())
+            item["image"] = plots.image_tiles(pair, image_shape, vmin=lo, vmax=hi, ncols=1, target=64)
+        else:
+            # the features it misses most, ranked in standard deviations so that units do not decide
+            miss = np.abs(ev.X_eval[j] - ev.recon[j]) / ev.feature_std
+            item["features"] = [
+                {"name": names[c], "value": table_cell(float(ev.X_eval[j, c])),
+                 "recon": table_cell(float(ev.recon[j, c])), "sd": _fmt(float(miss[c]))}
+                for c in np.argsort(-miss, kind="stable")[:3]
+            ]  # fmt: skip
+        samples.append(item)
+    return {"samples": samples, "mean": _fmt(float(errors.mean())), "n": len(errors)}
+
+
 def _latent_order(est: Any, ev: _Evaluation) -> list[int]:
     """Every latent, most variable first, the dead and collapsed ones last."""
     ranking = [int(i) for i in explain.rank_latents(est, ev.X_eval)]  # most variable first
@@ -368,11 +447,14 @@ def _latent_cards(est: Any, ev: _Evaluation, shown: list[int]) -> list[dict[str,
     alive = [i for i in shown if not ev.inactive[i]]
     writes = {w.latent: w for w in explain.latent_writes(est, ev.X_eval, latents=alive)} if alive else {}
     reads = {r.latent: r for r in explain.latent_reads(est, ev.X_eval, latents=alive, n_top=8)} if alive else {}
+    purity = latent_purity(ev.Z, ev.labels)
     cards = []
     for i in shown:
         card = _latent_stats(ev, i)
         if not ev.inactive[i]:
             card.update(_latent_evidence(est, ev, i, writes[i], reads[i]))
+            card["purity"] = None if purity is None else purity[i]
+            card["responds"] = responds(card["purity"], card["writes_top"])
         cards.append(card)
     return cards
 
@@ -391,28 +473,64 @@ def _latent_stats(ev: _Evaluation, i: int) -> dict[str, Any]:
         "range": f"{_fmt(float(z.min()))} to {_fmt(float(z.max()))}",
         "top_images": None,
         "top_table": None,
+        "responds": "",
+        "purity": None,
+        "writes_top": None,
+        "writes_scale": None,
     }
 
 
 def _latent_evidence(est: Any, ev: _Evaluation, i: int, writes: Any, reads: Any) -> dict[str, Any]:
-    """A live latent's traversal, decoder direction and top samples (images, or a table for tabular data)."""
+    """A live latent's traversal, decoder direction and top samples (images, or a table for tabular data).
+
+    Tables are drawn in standard deviations of each feature over the evaluation data: in raw
+    units the one column with the largest scale hides every other. Images keep pixel units,
+    which a reader can compare by eye.
+    """
     image_shape, names, X_eval = est.image_shape_, list(est.feature_names_), ev.X_eval
     trav = explain.traverse(est, X_eval, i, quantile_range=(0.01, 0.99), base="mean")
+    z = ev.Z[:, i]
+    top = reads.top_indices
     evidence: dict[str, Any] = {
         "steps": ", ".join(_fmt(float(v)) for v in trav.values),
-        "writes": plots.latent_writes(writes.direction, image_shape=image_shape, feature_names=names),
-        "traversal": plots.latent_traversal(trav.recon, trav.values, image_shape=image_shape, feature_names=names),
+        "low": _fmt(float(trav.values[0])),
+        "high": _fmt(float(trav.values[-1])),
+        "top_samples": [
+            {"index": int(ev.eval_idx[r]), "label": label_of(ev.labels, int(r)), "value": _fmt(float(z[r]))}
+            for r in top[:TOP_SAMPLES]
+        ],
     }
-    top = reads.top_indices
     if image_shape is not None:
-        evidence["top_images"] = plots.sample_strip(X_eval[top], image_shape)
-    else:
-        z = ev.Z[:, i]
-        cols = [f["index"] for f in writes.top_features[: min(6, len(names))]]
-        evidence["top_table"] = {
-            "columns": [names[c] for c in cols],
-            "rows": [{"value": _fmt(float(z[r])), "cells": [_fmt(float(X_eval[r, c])) for c in cols]} for r in top[:5]],
-        }
+        lim = float(np.abs(writes.direction).max()) or 1.0
+        lo, hi = float(X_eval[top].min()), float(X_eval[top].max())
+        evidence.update(
+            writes=plots.latent_writes(writes.direction, image_shape=image_shape, feature_names=names),
+            writes_scale={"low": _fmt(-lim), "high": _fmt(lim), "bar": plots.colour_scale("RdBu_r")},
+            traversal=plots.latent_traversal(trav.recon, trav.values, image_shape=image_shape, feature_names=names),
+        )
+        for item, r in zip(evidence["top_samples"], top):
+            item["image"] = plots.image_tiles(X_eval[r : r + 1], image_shape, vmin=lo, vmax=hi, target=32)
+        evidence["top_images"] = True
+        return evidence
+    sd, mean = ev.feature_std, X_eval.mean(axis=0)
+    direction = writes.direction / sd  # (features,) standard deviations of each feature
+    order = np.argsort(-np.abs(direction), kind="stable")
+    evidence.update(
+        writes=plots.latent_writes(direction, image_shape=None, feature_names=names, unit="feature std"),
+        traversal=plots.latent_traversal(
+            (trav.recon - mean) / sd, trav.values, image_shape=None, feature_names=names, unit="feature std"
+        ),
+        writes_top=[{"feature": names[c], "sd": float(direction[c])} for c in order[:10]],
+    )
+    cols = [int(c) for c in order[: min(6, len(names))]]
+    evidence["top_table"] = {
+        "columns": [names[c] for c in cols],
+        "rows": [
+            {"index": int(ev.eval_idx[r]), "label": label_of(ev.labels, int(r)), "value": _fmt(float(z[r])),
+             "cells": [table_cell(float(X_eval[r, c])) for c in cols]}
+            for r in top[:5]
+        ],
+    }  # fmt: skip
     return evidence
 
 
@@ -453,9 +571,11 @@ def _interpolation_pairs(labels: np.ndarray | None, n: int, n_pairs: int) -> lis
 
 
 def _generation(est: Any, X_eval: np.ndarray, labels: np.ndarray | None, eval_idx: np.ndarray) -> dict | None:
-    """The Generation section: prior samples (VAEs) and interpolation strips, or None for tabular data."""
+    """The Generation section: prior samples and interpolation strips, or None (tabular data, not generative)."""
     image_shape = est.image_shape_
-    if image_shape is None or len(X_eval) < 2:
+    # Only a generative model gets the section: for a plain autoencoder, decoding the line between
+    # two codes read as generation to readers, which it is not.
+    if image_shape is None or len(X_eval) < 2 or not hasattr(est, "sample"):
         return None
     flat = X_eval.reshape(len(X_eval), -1)
     # One colour scale for everything, the data's own, so generated images read like the originals.
@@ -596,6 +716,7 @@ def _page_context(
         "collapsed_indices": [int(i) for i in np.flatnonzero(ev.collapsed)],
         "map": plots.latent_map(lmap.coords, lmap.color, title="codes of the evaluation samples"),
         "map_caption": f"first two principal components of the codes ({ratio:.0%} of their variance)",
+        "live": live_context(est, ev, lmap),
         "generation": generation,
     }
 
@@ -608,9 +729,15 @@ def _metrics_doc(
     warnings: list[dict[str, str]],
     generation: dict | None,
     seconds: float,
+    verdict: dict[str, Any] | None = None,
+    worst: dict[str, Any] | None = None,
+    cards: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The content of ``metrics.json``: every metric and every latent, not only those the page shows."""
+    purity = latent_purity(ev.Z, ev.labels)
+    writes_top = {c["index"]: c["writes_top"] for c in cards or [] if c.get("writes_top")}
     return {
+        "verdict": None if verdict is None else {k: v for k, v in verdict.items() if k != "lines"},
         "lucidae_version": __version__,
         "run": run_name,
         "estimator": type(est).__name__,
@@ -628,9 +755,14 @@ def _metrics_doc(
                 "std": float(ev.std[i]),
                 "dead": bool(ev.dead[i]),
                 "collapsed": bool(ev.collapsed[i]),
+                **({} if purity is None else {"label": purity[i]["label"], "label_purity": purity[i]["purity"]}),
+                **({"writes_standardised": writes_top[i]} if i in writes_top else {}),
             }
             for i in range(ev.n_latents)
         ],
+        "worst_samples": None
+        if worst is None
+        else [{"index": w["index"], "label": w["label"], "error": w["error"]} for w in worst["samples"]],
         "warnings": warnings,
         "generation": None
         if generation is None
@@ -705,11 +837,14 @@ def build_report(
         generation=generation,
         max_samples=max_samples,
     )
+    verdict, worst = _verdict(est, ev), _worst_samples(est, ev)
+    context.update(verdict=verdict, worst=worst)
 
     atomic_write(run_dir / REPORT_FILE, render("report.html.j2", context))
     doc = _metrics_doc(
-        context["run_name"], est, ev, warnings=warnings, generation=generation, seconds=time.perf_counter() - start
-    )
+        context["run_name"], est, ev, warnings=warnings, generation=generation, seconds=time.perf_counter() - start,
+        verdict=verdict, worst=worst, cards=cards,
+    )  # fmt: skip
     write_json(run_dir / METRICS_FILE, json_safe(doc))
     return run_dir / REPORT_FILE
 

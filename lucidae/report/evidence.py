@@ -8,6 +8,7 @@ table rows.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -57,3 +58,192 @@ def summary_entries(est: Any, X: Any, *, y: Any = None, factors: Any = None) -> 
     max_samples = min(2000, len(X))
     summary = summarize(est, X, y=y, factors=factors, max_samples=max_samples)
     return [{"name": e.name, "group": e.group, "value": e.value, "note": e.note} for e in summary.entries]
+
+
+MAX_PURITY_LABELS = 50
+"""Label purity is shown only for labels with at most this many values (not for a continuous target)."""
+
+
+def latent_purity(Z: np.ndarray, labels: np.ndarray | None) -> list[dict[str, Any]] | None:
+    """Per latent, the label its most active samples share most, from :func:`lucidae.metrics.label_purity`.
+
+    Returns None without labels, with fewer than two samples, or when the labels look
+    continuous (more than ``MAX_PURITY_LABELS`` values), where purity means nothing.
+
+    Examples
+    --------
+    >>> Z = np.array([[0.0, 1.0], [0.1, 0.0], [0.9, 0.9], [1.0, 0.0]])
+    >>> [(p["label"], p["purity"]) for p in latent_purity(Z, np.array([0, 0, 1, 1]))]
+    [(1, 1.0), (0, 1.0)]
+    >>> latent_purity(Z, None) is None
+    True
+    """
+    if labels is None or len(labels) < 2 or len(np.unique(labels)) > MAX_PURITY_LABELS:
+        return None
+    r = metrics.label_purity(Z, labels)
+    return [
+        {"label": r["label"].tolist()[i], "purity": float(r["purity"][i]), "chance": float(r["chance"]),
+         "n_top": int(r["n_top"])}
+        for i in range(Z.shape[1])
+    ]  # fmt: skip
+
+
+def sample_errors(X_s: np.ndarray, R_s: np.ndarray) -> np.ndarray:
+    """Each sample's squared error over the average sample's variance: their mean is the FVU.
+
+    Examples
+    --------
+    >>> X = np.array([[0.0, 0.0], [2.0, 2.0]])
+    >>> sample_errors(X, np.array([[0.0, 0.0], [1.0, 1.0]])).tolist()
+    [0.0, 1.0]
+    """
+    total = float(((X_s - X_s.mean(axis=0)) ** 2).sum()) / max(len(X_s), 1)
+    return ((X_s - R_s) ** 2).sum(axis=1) / (total if total > 0 else 1.0)
+
+
+def verdict(
+    name: str,
+    fvu: float | None,
+    pca_fvu: float | None,
+    k: int,
+    *,
+    where: str = "held-out",
+    dead: int = 0,
+    collapsed: int = 0,
+    improving: tuple[str, int, float] | None = None,
+) -> dict[str, Any]:
+    """The page's headline: fidelity against PCA of the code's size, unused latents, and whether training ended.
+
+    ``wins`` is None when there is no PCA baseline (no held-out or training samples to fit it).
+    ``lines`` are the sentences the page shows, most important first; the other keys go to
+    ``metrics.json`` as they are. ``improving`` is what :func:`still_improving` returns.
+
+    Examples
+    --------
+    >>> v = verdict("AutoEncoder", 0.0428, 0.0373, 32, dead=2)
+    >>> v["wins"], v["headline"][:13], v["lines"][0]
+    (False, 'Loses to PCA:', 'Unused latents: of 32, 2 dead; they carry nothing.')
+    >>> "15% more error than" in v["headline"]
+    True
+    """
+    fvu_, pca = fvu, pca_fvu
+    wins = None if fvu_ is None or pca is None else bool(fvu_ < pca)
+    ratio = None if wins is None or pca <= 0 else fvu_ / pca
+    if wins is None:
+        headline = f"No PCA baseline: the {name} loses {_share(fvu_)} of the {where} variance (FVU {_num(fvu_)})."
+    elif wins:
+        headline = (
+            f"Beats PCA: the {name} loses {_share(fvu_)} of the {where} variance (FVU {fvu_:.4f}), PCA with the "
+            f"same {k} components loses {_share(pca)} (FVU {pca:.4f}): {1 - ratio:.0%} less error than the linear map."
+        )
+    else:
+        headline = (
+            f"Loses to PCA: the {name} loses {_share(fvu_)} of the {where} variance (FVU {fvu_:.4f}), PCA with the "
+            f"same {k} components only {_share(pca)} (FVU {pca:.4f}): "
+            + _how_much_worse(ratio)
+            + " a linear map any PCA gives for free. As a compressor PCA does better; read the latents knowing that."
+        )
+    n_dead, n_collapsed = dead, collapsed
+    unused = [f"{n_dead} dead"] * bool(n_dead) + [f"{n_collapsed} collapsed to the prior"] * bool(n_collapsed)
+    lines = [
+        f"Unused latents: of {k}, {' and '.join(unused)}; they carry nothing." if unused
+        else f"All {k} latents are in use."
+    ]  # fmt: skip
+    if improving is not None:
+        lines.append(f"Training was still improving at its last epoch ({improving[1]}): more epochs would likely help.")
+    return {
+        "fvu": fvu_,
+        "pca_fvu": pca,
+        "pca_components": k,
+        "wins": wins,
+        "fvu_over_pca": ratio,
+        "evaluated_on": where,
+        "dead": n_dead,
+        "collapsed": n_collapsed,
+        "n_latents": k,
+        "still_improving": improving is not None,
+        "headline": headline,
+        "lines": lines,
+    }
+
+
+def _how_much_worse(ratio: float | None) -> str:
+    if ratio is None:
+        return "no better than"
+    return f"{ratio:.1f} times the error of" if ratio >= 2 else f"{ratio - 1:.0%} more error than"
+
+
+def _share(value: float | None) -> str:
+    return "an unknown share" if value is None else f"{value:.1%}"
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def still_improving(history: Any) -> tuple[str, int, float] | None:
+    """``(which loss, epochs, relative drop in the last epoch)`` when the best epoch is the last one, else None.
+
+    The validation loss decides where there is one (it is what early stopping and the kept
+    weights go by); the training loss otherwise.
+
+    Examples
+    --------
+    >>> from lucidae.history import History
+    >>> still_improving(History([{"epoch": 1, "loss": 1.0}, {"epoch": 2, "loss": 0.8}]))
+    ('training', 2, 0.2)
+    >>> still_improving(History([{"epoch": 1, "loss": 1.0}, {"epoch": 2, "loss": 1.1}])) is None
+    True
+    """
+    records = history.records
+    which = "validation" if records and all("val_loss" in r for r in records) else "training"
+    series = [float(r["val_loss" if which == "validation" else "loss"]) for r in records]
+    if len(series) < 2 or history.stopped_early or not all(math.isfinite(v) for v in series):
+        return None
+    if int(np.argmin(series)) != len(series) - 1 or series[-1] >= series[-2]:
+        return None
+    drop = (series[-2] - series[-1]) / series[-2] if series[-2] > 0 else 0.0
+    return which, len(series), round(drop, 6)
+
+
+def responds(purity: dict[str, Any] | None, writes_top: list[dict[str, Any]] | None) -> str:
+    """The card's one line: the label the latent is purest for, else the features it writes most.
+
+    Examples
+    --------
+    >>> responds({"label": 3, "purity": 0.85, "chance": 0.1, "n_top": 18}, None)
+    'Responds to label 3: 85% of its 18 most active samples are 3 (chance 10%).'
+    >>> responds(None, [{"feature": "age", "sd": 1.23}, {"feature": "income", "sd": -0.4}])
+    'Writes most: age +1.23 sd, income -0.4 sd (per standard deviation of the latent).'
+    """
+    if purity is not None:
+        share, chance = purity["purity"], purity["chance"]
+        if share >= min(1.0, 2 * chance):
+            return (
+                f"Responds to label {purity['label']}: {share:.0%} of its {purity['n_top']} most active samples "
+                f"are {purity['label']} (chance {chance:.0%})."
+            )
+        return (
+            f"No single label: at most {share:.0%} of its {purity['n_top']} most active samples share one "
+            f"({purity['label']}; chance {chance:.0%})."
+        )
+    if writes_top:
+        parts = ", ".join(f"{w['feature']} {w['sd']:+.3g} sd" for w in writes_top[:3])
+        return f"Writes most: {parts} (per standard deviation of the latent)."
+    return ""
+
+
+def label_of(labels: np.ndarray | None, j: int) -> Any:
+    """Label of evaluation sample ``j`` as a plain Python value (for the page and JSON), or None."""
+    return None if labels is None else labels[j : j + 1].tolist()[0]
+
+
+def table_cell(value: float) -> str:
+    """A data value for a table: four significant digits, no exponent below 100,000.
+
+    Examples
+    --------
+    >>> [table_cell(v) for v in (1680.0, 12345.6, 0.41, 2.5e6)]
+    ['1680', '12346', '0.41', '2.5e+06']
+    """
+    return f"{value:.0f}" if 1e4 <= abs(value) < 1e5 else f"{value:.4g}"
