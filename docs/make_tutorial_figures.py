@@ -29,13 +29,12 @@ import numpy as np
 import torch
 
 from lucidae import AutoEncoder, TopKAutoEncoder, explain, load
-from lucidae.runs import fit_run
-from lucidae.config import DataConfig
+from lucidae.config import DataConfig, SweepConfig
 from lucidae.datasets import load_digits
 from lucidae.datasets.shapes import make_shapes
 from lucidae.estimators import VAE
 from lucidae.report import build_report, plots
-from lucidae.config import SweepConfig
+from lucidae.runs import fit_run
 from lucidae.sweep import run_sweep
 
 HERE = Path(__file__).parent / "tutorial"
@@ -131,9 +130,8 @@ def main() -> None:
         page = run_sweep(SweepConfig(), args.out / "sweep")
         sweep_s = time.perf_counter() - start
         doc = json.loads((args.out / "sweep" / "sweep.json").read_text())
-        html = page.read_text()
-        first = html.index('src="data:image/png;base64,') + len('src="')
-        save_uri(html[first : html.index('"', first)], HERE / "sweep-l0.png")
+        # the sweep's charts are inline SVG now (hover texts, links): the page is photographed instead
+        screenshot(page, HERE / "sweep-l0.png")
         numbers["sweep"] = {
             "seconds": round(sweep_s, 1),
             "runs": len(doc["runs"]),

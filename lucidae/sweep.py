@@ -23,6 +23,14 @@ The grid
 
 Points whose model family is not installed, or whose settings are invalid (a TopK ``k``
 above the code size), are skipped and listed on the page.
+
+The page
+--------
+One inline SVG chart per measure (no script, nothing loaded): each run is a marker with
+its family's colour and shape (:func:`family`), a link to its report and a hover text;
+the Pareto front is ringed and joined; PCA's held-out FVU at every code size
+(:func:`pca_reference`, on the same held-out rows as the runs) is the reference line a
+linear map sets.
 """
 
 from __future__ import annotations
@@ -40,16 +48,18 @@ from typing import Any
 from urllib.parse import quote
 
 import numpy as np
+from sklearn.decomposition import PCA
 
 from lucidae.config import DataConfig, ModelConfig, SweepConfig, TrainConfig
 from lucidae.datasets import load_dataset
 from lucidae.errors import ConfigError, LucidaeError
 from lucidae.estimators import load
 from lucidae.io import RUN_FILE, atomic_write, read_run_record, write_json
+from lucidae.metrics import fvu as fvu_of
 from lucidae.models import MODELS
 from lucidae.prune import prune
 from lucidae.report import plots
-from lucidae.report.build import METRICS_FILE, REPORT_FILE, build_report, json_safe, render
+from lucidae.report.build import MAX_EVAL_SAMPLES, METRICS_FILE, REPORT_FILE, build_report, json_safe, render
 from lucidae.runs import estimator_from_configs, eval_split, fit_run
 
 SWEEP_PAGE = "sweep.html"
@@ -277,6 +287,7 @@ def run_sweep(
             {
                 "name": name,
                 "levers": levers,
+                "family": family(levers),
                 "status": status,
                 "fit_seconds": seconds,
                 "fvu": m.get("fvu"),
@@ -319,7 +330,8 @@ def run_sweep(
                 fresh=stale,
                 made="pruned",
             )
-    return write_sweep_page(out, rows, skipped, title=f"{dataset.name}, {len(rows)} runs")
+    pca, pca_notes = pca_reference(out, rows, dataset, cfg.latent_dims)
+    return write_sweep_page(out, rows, skipped, title=f"{dataset.name}, {len(rows)} runs", pca=pca, notes=pca_notes)
 
 
 def _prunable(point: GridPoint) -> bool:
@@ -337,71 +349,211 @@ def _prune_run(parent: Path, run_dir: Path, amount: float, dataset: Any, fine_tu
     shutil.copy2(parent / RUN_FILE, run_dir / RUN_FILE)  # the same held-out samples
 
 
+def family(levers: dict[str, Any]) -> str:
+    """The family a run is drawn as on the sweep page: its model family, or which lever of the dense model it turns.
+
+    Examples
+    --------
+    >>> family({"family": "dense", "latent_dim": 8, "act": "linear"}), family({"family": "topk", "k": 4})
+    ('linear', 'TopK')
+    >>> family({"family": "dense", "act": "relu", "prune": 0.5}), family({"latent_dim": 3})
+    ('pruned', 'dense ReLU')
+    """
+    name = levers.get("family", "dense")
+    if "prune" in levers:
+        return "pruned"
+    if name == "dense":
+        if levers.get("act") == "linear":
+            return "linear"
+        return "L2 weight decay" if "wd" in levers else "dense ReLU"
+    return {"sparse": "sparse L1", "topk": "TopK", "vae": "VAE"}.get(name, str(name))
+
+
+def _subsample(idx: np.ndarray, limit: int) -> np.ndarray:
+    # the same fixed subset build_report evaluates, so PCA and the runs are measured on the same rows
+    if len(idx) <= limit:
+        return idx
+    return np.sort(np.random.default_rng(0).choice(idx, size=limit, replace=False))
+
+
+def pca_fvus(X_train: np.ndarray, X_eval: np.ndarray, sizes: Any) -> list[dict[str, Any]]:
+    """Held-out FVU of PCA fitted on ``X_train`` with each of ``sizes`` components, from one decomposition.
+
+    The first ``k`` components of one PCA are the PCA with ``k`` components, so a single
+    fit with the largest size serves every code size.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3)) * [3.0, 1.0, 0.0]
+    >>> [round(p["fvu"], 2) for p in pca_fvus(X[:150], X[150:], [1, 2])]
+    [0.19, 0.0]
+    """
+    sizes = sorted({int(k) for k in sizes})
+    top = min(max(sizes), X_train.shape[0], X_train.shape[1])
+    if top < 1 or X_train.shape[0] < 2 or not len(X_eval):
+        return []
+    pca = PCA(top, svd_solver="full").fit(X_train)
+    centred = X_eval - pca.mean_
+    out = []
+    for k in sizes:
+        comps = pca.components_[: min(k, top)]  # (k, features)
+        recon = centred @ comps.T @ comps + pca.mean_
+        value = float(fvu_of(X_eval, recon))
+        out.append({"latent_dim": k, "fvu": value if np.isfinite(value) else None})
+    return out
+
+
+def pca_reference(
+    out: Path, rows: list[dict[str, Any]], dataset: Any, latent_dims: Any, *, max_samples: int = MAX_EVAL_SAMPLES
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """PCA's held-out FVU at each code size, on the runs' held-out rows and in their scaled space.
+
+    The split is the one every run of the sweep shares (``run.json`` of the first run);
+    the rows are the fixed subset of at most ``max_samples`` held-out (and training)
+    samples that each run's report evaluates, so at code size ``k`` this is the
+    ``pca_fvu (k=...)`` of every report. FVU depends on the scaling, so the data is
+    scaled as most runs scale it; a note names the runs scaled otherwise.
+
+    Returns
+    -------
+    dict or None
+        ``{"scaling": kind, "points": [{"latent_dim": k, "fvu": value}, ...]}``; None without runs
+        or held-out samples.
+    list of str
+        Notes for the page.
+
+    Examples
+    --------
+    >>> pca_reference(Path("."), [], None, (8,))
+    (None, [])
+    """
+    if not rows:
+        return None, []
+    # "auto" scaling depends on the data and the output activation only: one model of each tells the kind
+    kinds: dict[str, list[str]] = {}
+    scalers: dict[str, Any] = {}
+    for r in rows:
+        act = json.loads((out / r["name"] / "config.json").read_text(encoding="utf-8"))["model"]["output_activation"]
+        if act not in scalers:
+            scalers[act] = load(out / r["name"]).scaler_
+        kinds.setdefault(scalers[act].kind, []).append(r["name"])
+    kind = max(kinds, key=lambda k: len(kinds[k]))
+    scaler = next(s for s in scalers.values() if s.kind == kind)
+    test, train, held_out = eval_split(read_run_record(out / rows[0]["name"]), len(dataset.X))
+    if not held_out:
+        return None, ["No PCA reference: the runs kept no samples back."]
+    X_eval = scaler.transform(np.asarray(dataset.X[_subsample(test, max_samples)]))
+    X_train = scaler.transform(np.asarray(dataset.X[_subsample(train, max_samples)]))
+    points = pca_fvus(X_train, X_eval, latent_dims)
+    notes = [
+        f"{len(names)} runs scale the data otherwise ({other}, for their output activation), so their FVU is not "
+        f"measured in quite the same space as the PCA reference ({kind})."
+        for other, names in kinds.items()
+        if other != kind
+    ]
+    return {"scaling": kind, "points": points}, notes
+
+
 def _cost(rows: list[dict[str, Any]], key: str, sign: int) -> np.ndarray:
     return np.array([sign * r[key] if r.get(key) is not None else np.nan for r in rows], dtype=np.float64)
 
 
-def write_sweep_page(out: Path, rows: list[dict[str, Any]], skipped: list[str], *, title: str) -> Path:
+def _hover(row: dict[str, Any], key: str, on_front: list[str]) -> str:
+    levers = ", ".join(f"{k}={v}" for k, v in row["levers"].items() if k != "family")
+    lines = [
+        row["name"],
+        f"{row.get('family') or family(row['levers'])}: {levers}",
+        f"held-out FVU {row['fvu']:.4f}, {key} {row[key]:.4g}",
+    ]
+    if on_front:
+        lines.append("on the Pareto front of " + ", ".join(on_front))
+    lines.append("click to open its report")
+    return "\n".join(lines)
+
+
+def write_sweep_page(
+    out: Path,
+    rows: list[dict[str, Any]],
+    skipped: list[str],
+    *,
+    title: str,
+    pca: dict[str, Any] | None = None,
+    notes: list[str] | None = None,
+) -> Path:
     """Write ``sweep.html`` and ``sweep.json`` for finished runs (``rows`` as :func:`run_sweep` builds them).
+
+    Parameters
+    ----------
+    out : Path
+        The sweep's folder; each row's ``name`` is a run folder inside it.
+    rows : list of dict
+        One per run: ``name``, ``levers``, ``fvu``, the measures of :data:`MEASURES` and the rest
+        :func:`run_sweep` records.
+    skipped : list of str
+        Sentences for the grid points not run.
+    title : str
+        The page's title.
+    pca : dict, optional
+        :func:`pca_reference`'s reference, drawn on every chart and stored in ``sweep.json``.
+    notes : list of str, optional
+        More notes for the top of the page.
 
     Examples
     --------
     >>> import tempfile
     >>> row = {"name": "a", "levers": {"latent_dim": 2}, "status": "trained", "fit_seconds": 1.0, "fvu": 0.5,
     ...        "l0": 2.0, "near_zero_weights": 0.1, "mig": None, "dead_latents": 0, "warnings": []}
-    >>> write_sweep_page(Path(tempfile.mkdtemp()), [row], [], title="t").name
+    >>> write_sweep_page(Path(tempfile.mkdtemp()), [row], [], title="t",
+    ...                  pca={"scaling": "identity", "points": [{"latent_dim": 2, "fvu": 0.4}]}).name
     'sweep.html'
     """
 
+    for r in rows:
+        r.setdefault("family", family(r["levers"]))
     fvu = _cost(rows, "fvu", 1)
-    labels = [str(i + 1) for i in range(len(rows))]
+    groups = [r["family"] for r in rows]
+    hrefs = [f"{quote(r['name'])}/{REPORT_FILE}" for r in rows]
+    pca_points = [(p["latent_dim"], p["fvu"]) for p in (pca or {}).get("points", []) if p.get("fvu") is not None]
     fronts: dict[str, np.ndarray] = {}
-    plot_ctx = []
-    notes = []
-    for key, (label, sign, explain) in MEASURES.items():
+    notes = list(notes or [])
+    for key, (_, sign, _) in MEASURES.items():
         cost = _cost(rows, key, sign)
-        usable = np.isfinite(cost) & np.isfinite(fvu)
-        if not usable.any():
-            if key == "mig":
-                notes.append("MIG is not plotted: the data has no known generative factors.")
-            continue
-        front = pareto_front(fvu, cost)
-        fronts[key] = front
-        x = sign * cost
-        uri, positions, (width, height) = plots.pareto_scatter(
-            x[usable], fvu[usable], front[usable], xlabel=label, labels=[labels[i] for i in np.flatnonzero(usable)]
+        if (np.isfinite(cost) & np.isfinite(fvu)).any():
+            fronts[key] = pareto_front(fvu, cost)
+        elif key == "mig":
+            notes.append("MIG is not plotted: the data has no known generative factors.")
+    plot_ctx = []
+    for key, front in fronts.items():
+        label, sign, explain = MEASURES[key]
+        x = sign * _cost(rows, key, sign)
+        usable = np.flatnonzero(np.isfinite(x) & np.isfinite(fvu))
+        on = [[k for k in fronts if fronts[k][i]] for i in range(len(rows))]
+        svg = plots.pareto_scatter(
+            x[usable],
+            fvu[usable],
+            front[usable],
+            xlabel=label,
+            groups=[groups[i] for i in usable],
+            hrefs=[hrefs[i] for i in usable],
+            titles=[_hover(rows[i], key, on[i]) for i in usable],
+            pca=pca_points,
+            # PCA's code is dense: its k components are k non-zero latents per sample
+            pca_x=key == "l0",
         )
-        areas = []
-        for (px, py), i in zip(positions, np.flatnonzero(usable)):
-            r = rows[i]
-            areas.append(
-                {
-                    "x": int(round(px)),
-                    "y": int(round(py)),
-                    "href": f"{quote(r['name'])}/{REPORT_FILE}",
-                    "title": f"#{labels[i]} {r['name']}: FVU {r['fvu']:.4f}, {key} {r[key]:.3g}",
-                }
-            )
-        plot_ctx.append(
-            {
-                "key": key,
-                "measure": label,
-                "explain": explain,
-                "uri": uri,
-                "width": width,
-                "height": height,
-                "areas": areas,
-            }
-        )
-    measures = [k for k in MEASURES if k in fronts]
+        plot_ctx.append({"key": key, "measure": label, "explain": explain, "svg": svg})
+    measures = list(fronts)
+    styles = plots.family_styles(groups)
     table = []
     for i, r in enumerate(rows):
+        color, marker = styles[r["family"]]
         table.append(
             {
-                "label": labels[i],
+                "family": r["family"],
+                "marker": plots.marker_svg(marker, 8, 8, 5.5, color),
                 "name": r["name"],
-                "href": f"{quote(r['name'])}/{REPORT_FILE}",
-                "levers": ", ".join(f"{k}={v}" for k, v in r["levers"].items()),
+                "href": hrefs[i],
+                "levers": ", ".join(f"{k}={v}" for k, v in r["levers"].items() if k != "family"),
                 "fvu": "n/a" if r["fvu"] is None else f"{r['fvu']:.4f}",
                 "cells": ["n/a" if r.get(k) is None else f"{r[k]:.3g}" for k in measures],
                 "dead": r.get("dead_latents")
@@ -413,7 +565,14 @@ def write_sweep_page(out: Path, rows: list[dict[str, Any]], skipped: list[str], 
         )
     for key, front in fronts.items():
         for i in np.flatnonzero(front):
-            rows[i].setdefault("pareto", []).append(key)
+            if key not in rows[i].setdefault("pareto", []):
+                rows[i]["pareto"].append(key)
+    if pca_points:
+        notes.insert(
+            0,
+            "Dashed grey: PCA's held-out FVU with k components, for every code size k of the sweep, on the same "
+            "held-out samples. A run above the line of its code size reconstructs worse than a linear map.",
+        )
     html = render(
         "sweep.html.j2",
         {"title": title, "plots": plot_ctx, "runs": table, "notes": notes, "skipped": skipped, "measures": measures},
@@ -421,8 +580,18 @@ def write_sweep_page(out: Path, rows: list[dict[str, Any]], skipped: list[str], 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / SWEEP_PAGE, html)
-    write_json(out / SWEEP_JSON, json_safe({"runs": rows, "skipped": skipped}))
+    write_json(out / SWEEP_JSON, json_safe({"runs": rows, "skipped": skipped, "pca": pca}))
     return out / SWEEP_PAGE
 
 
-__all__ = ["GridPoint", "SweepConfig", "grid", "pareto_front", "run_sweep", "write_sweep_page"]
+__all__ = [
+    "GridPoint",
+    "SweepConfig",
+    "family",
+    "grid",
+    "pareto_front",
+    "pca_fvus",
+    "pca_reference",
+    "run_sweep",
+    "write_sweep_page",
+]

@@ -155,7 +155,8 @@ def training_curves(records: list[dict[str, Any]], best_epoch: int | None = None
     'data:image/png;base64,'
     """
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 3))
+    # Wide and with large type: at the old 5.5x3 inches a reader could not tell the curves apart.
+    fig, ax = plt.subplots(figsize=(10, 4.5))
     epochs = [r["epoch"] for r in records]
     ax.plot(epochs, [r["loss"] for r in records], label="training loss")
     if records and "val_loss" in records[0]:
@@ -165,10 +166,11 @@ def training_curves(records: list[dict[str, Any]], best_epoch: int | None = None
     values = [r["loss"] for r in records] + [r.get("val_loss", np.nan) for r in records]
     if values and np.nanmin(values) > 0:
         ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    ax.set_xlabel("epoch", fontsize=12)
+    ax.set_ylabel("loss" + (" (log scale)" if ax.get_yscale() == "log" else ""), fontsize=12)
+    ax.tick_params(labelsize=11)
+    ax.legend(fontsize=11)
+    ax.grid(alpha=0.3, which="both")
     return to_data_uri(fig)
 
 
@@ -227,8 +229,17 @@ def _top_features(direction: np.ndarray, k: int = 12) -> np.ndarray:
     return np.argsort(-np.abs(direction))[:k]
 
 
-def latent_writes(direction: np.ndarray, *, image_shape: Sequence[int] | None, feature_names: Sequence[str]) -> str:
+def latent_writes(
+    direction: np.ndarray,
+    *,
+    image_shape: Sequence[int] | None,
+    feature_names: Sequence[str],
+    unit: str = "original units",
+) -> str:
     """What one latent adds to the reconstruction: a diverging image, or bars of its top features.
+
+    Bars are labelled with ``unit`` (the report passes standardised directions and
+    ``unit="feature std"``); images use a symmetric scale, see :func:`colour_scale`.
 
     Examples
     --------
@@ -247,6 +258,7 @@ def latent_writes(direction: np.ndarray, *, image_shape: Sequence[int] | None, f
     ax.set_yticklabels([safe_label(feature_names[i], 22) for i in top], fontsize=7)
     ax.axvline(0, color="0.3", linewidth=0.8)
     ax.tick_params(axis="x", labelsize=7)
+    ax.set_xlabel(f"change per +1 std of the latent ({safe_label(unit, 30)})", fontsize=7)
     return to_data_uri(fig)
 
 
@@ -256,8 +268,12 @@ def latent_traversal(
     *,
     image_shape: Sequence[int] | None,
     feature_names: Sequence[str],
+    unit: str = "original units",
 ) -> str:
     """Decoder outputs as one latent sweeps ``values`` with the others held at their mean.
+
+    Images are a strip from the lowest value (left) to the highest; tables plot the five
+    features that change most, in ``unit``.
 
     Examples
     --------
@@ -274,10 +290,25 @@ def latent_traversal(
     for i in top:
         ax.plot(values, decoded[:, i], marker=".", label=safe_label(feature_names[i], 20))
     ax.set_xlabel("latent value", fontsize=8)
-    ax.set_ylabel("decoded value", fontsize=8)
+    ax.set_ylabel(f"decoded ({safe_label(unit, 30)})", fontsize=8)
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=6, loc="best")
     return to_data_uri(fig)
+
+
+def colour_scale(cmap: str = "RdBu_r", *, width: int = 120, height: int = 10) -> str:
+    """A horizontal colour bar, low end left, to print between the scale's end values in the page.
+
+    Drawing it as pixels (its numbers are HTML beside it) keeps the cards free of
+    matplotlib figures, which cost a tenth of a second each.
+
+    Examples
+    --------
+    >>> colour_scale()[:22]
+    'data:image/png;base64,'
+    """
+    ramp = np.repeat(np.linspace(-1.0, 1.0, width)[None, :], height, axis=0)  # (height, width)
+    return png_uri(_colorize(ramp, -1.0, 1.0, cmap))
 
 
 def activation_density(z: np.ndarray, *, bins: int = 40, height: int = 48) -> str:
@@ -356,41 +387,283 @@ def pareto_scatter(
     on_front: np.ndarray,
     *,
     xlabel: str,
-    labels: Sequence[str],
-) -> tuple[str, list[tuple[float, float]], tuple[int, int]]:
-    """FVU against one interpretability measure, Pareto-optimal runs ringed and joined.
+    groups: Sequence[str],
+    hrefs: Sequence[str],
+    titles: Sequence[str],
+    pca: Sequence[tuple[int, float]] = (),
+    pca_x: bool = False,
+    width: int = 1000,
+    height: int = 560,
+) -> str:
+    """FVU against one interpretability measure as an inline SVG chart: one linked, titled marker per run.
 
-    Returns the PNG URI, each point's pixel position in the PNG (for an HTML image map
-    that links points to their runs) and the PNG's size in pixels.
+    Each run is drawn with the colour and marker of its family (:func:`family_styles`),
+    is a link to its report and carries a ``<title>`` that browsers show on hover, so no
+    number labels crowd the points. Pareto-optimal runs are ringed and joined. PCA's
+    held-out FVU at each code size is drawn as a dashed line across the chart, and, when
+    ``pca_x`` is true (the x axis counts active latents, as PCA's ``k`` components are),
+    also as its own curve of points at ``x = k``. The SVG is plain markup with every text
+    escaped: no script, nothing loaded.
+
+    Parameters
+    ----------
+    x, fvu : array of shape (n_runs,)
+        The measure and the held-out FVU of each run.
+    on_front : bool array of shape (n_runs,)
+        Whether each run is on the Pareto front.
+    xlabel : str
+        Name of the measure, under the x axis.
+    groups, hrefs, titles : sequence of str, one per run
+        Family shown in the legend, link target and hover text of each run.
+    pca : sequence of (int, float), optional
+        ``(k, fvu)``: PCA's held-out FVU with ``k`` components.
+    pca_x : bool, default=False
+        Also place PCA's points at ``x = k``.
+    width, height : int
+        Size of the chart in SVG units; it scales to the page's width.
+
+    Returns
+    -------
+    str
+        ``<svg ...>...</svg>`` markup.
 
     Examples
     --------
-    >>> uri, pos, size = pareto_scatter(np.array([1.0, 2.0]), np.array([0.5, 0.2]), np.array([True, True]),
-    ...                                 xlabel="L0", labels=["1", "2"])
-    >>> len(pos), uri[:22]
-    (2, 'data:image/png;base64,')
+    >>> svg = pareto_scatter(np.array([1.0, 2.0]), np.array([0.5, 0.2]), np.array([True, True]), xlabel="L0",
+    ...                      groups=["TopK", "VAE"], hrefs=["a/report.html", "b/report.html"],
+    ...                      titles=["a", "b"], pca=[(2, 0.3)], pca_x=True)
+    >>> svg.startswith("<svg"), svg.count('<a class="run"'), svg.count('class="pca-point"')
+    (True, 2, 1)
     """
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5, 3.6), dpi=DPI)
-    ax.scatter(x, fvu, s=28, color="#4c72b0", zorder=2, label="run")
+    x, fvu, on_front = np.asarray(x, float), np.asarray(fvu, float), np.asarray(on_front, bool)
+    styles = family_styles(groups)
+    counts = {g: list(groups).count(g) for g in styles}
+    pca = [(int(k), float(v)) for k, v in pca if v is not None and np.isfinite(v)]
+    legend = [(g, *styles[g], f"{g} ({counts[g]})") for g in styles]
+    legend_rows = _legend_rows(legend, width - 90, extra=["Pareto front"] + (["PCA, k components"] if pca else []))
+    left, right, bottom = 72, 150 if pca else 24, 58
+    top = 18 + 24 * len(legend_rows)
+    xs = np.concatenate([x, [k for k, _ in pca] if pca_x else []])
+    ys = np.concatenate([fvu, [v for _, v in pca]])
+    x_ticks, (x0, x1) = _nice_axis(xs[np.isfinite(xs)])
+    y_ticks, (y0, y1) = _nice_axis(ys[np.isfinite(ys)])
+
+    def px(v: float) -> float:
+        return left + (v - x0) / (x1 - x0) * (width - left - right)
+
+    def py(v: float) -> float:
+        return height - bottom - (v - y0) / (y1 - y0) * (height - top - bottom)
+
+    out = [
+        f'<svg class="sweep-chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'width="100%" role="img" aria-label="{_esc("FVU against " + xlabel)}" font-family="sans-serif">'
+    ]
+    for row_i, row in enumerate(legend_rows):
+        out.extend(_legend_items(row, 60, 16 + 24 * row_i))
+    # axes and grid first, so the points are drawn over them
+    for t in x_ticks:
+        out.append(f'<line x1="{px(t):.1f}" y1="{top}" x2="{px(t):.1f}" y2="{height - bottom}" stroke="#eee"/>')
+        out.append(
+            f'<text x="{px(t):.1f}" y="{height - bottom + 18}" font-size="13" text-anchor="middle">{_tick(t)}</text>'
+        )
+    for t in y_ticks:
+        out.append(f'<line x1="{left}" y1="{py(t):.1f}" x2="{width - right}" y2="{py(t):.1f}" stroke="#eee"/>')
+        out.append(f'<text x="{left - 6}" y="{py(t) + 4:.1f}" font-size="13" text-anchor="end">{_tick(t)}</text>')
+    out.append(
+        f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" '
+        'fill="none" stroke="#999"/>'
+    )
+    out.append(
+        f'<text x="{(left + width - right) / 2:.1f}" y="{height - 14}" font-size="14" '
+        f'text-anchor="middle">{_esc(xlabel)}</text>'
+    )
+    out.append(
+        f'<text transform="translate(18,{(top + height - bottom) / 2:.1f}) rotate(-90)" font-size="14" '
+        'text-anchor="middle">held-out FVU (lower is better)</text>'
+    )
+    if pca:
+        out.append(_pca_layer(pca, px, py, left, width - right, pca_x))
     if on_front.any():
-        order = np.argsort(x[on_front])
-        ax.plot(x[on_front][order], fvu[on_front][order], color="#dd8452", zorder=1, label="Pareto front")
-        ax.scatter(x[on_front], fvu[on_front], s=90, facecolors="none", edgecolors="#dd8452", linewidths=1.5, zorder=3)
-    for xi, yi, text in zip(x, fvu, labels):
-        ax.annotate(safe_label(text, 8), (xi, yi), textcoords="offset points", xytext=(4, 3), fontsize=7)
-    ax.set_xlabel(safe_label(xlabel, 60), fontsize=9)
-    ax.set_ylabel("FVU (lower is better)", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    # No bbox_inches="tight" here: the pixel positions must match the saved image exactly.
-    fig.tight_layout()
-    fig.canvas.draw()
-    width, height = fig.canvas.get_width_height()
-    points = ax.transData.transform(np.column_stack([x, fvu]))  # (n, 2) display pixels, origin bottom left
-    positions = [(float(px), float(height - py)) for px, py in points]
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
-    plt.close(fig)
-    uri = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-    return uri, positions, (int(width), int(height))
+        order = np.argsort(x[on_front], kind="stable")
+        path = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in zip(x[on_front][order], fvu[on_front][order]))
+        out.append(f'<polyline class="front" points="{path}" fill="none" stroke="#222" stroke-width="1.5"/>')
+    # pareto points last, so their rings stay visible where runs overlap
+    for i in sorted(range(len(x)), key=lambda j: bool(on_front[j])):
+        if not (np.isfinite(x[i]) and np.isfinite(fvu[i])):
+            continue
+        color, marker = styles[groups[i]]
+        cx, cy = px(x[i]), py(fvu[i])
+        ring = (
+            f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="11" fill="none" stroke="#222" stroke-width="1.5"/>'
+            if on_front[i]
+            else ""
+        )
+        out.append(
+            f'<a class="run" href="{_esc(hrefs[i])}" data-family="{_esc(groups[i])}"><title>{_esc(titles[i])}</title>'
+            f"{ring}{marker_svg(marker, cx, cy, 7, color)}</a>"
+        )
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------- the sweep's SVG charts
+SWEEP_FAMILY_STYLES: dict[str, tuple[str, str]] = {
+    "dense ReLU": ("#0072B2", "circle"),
+    "linear": ("#555555", "square"),
+    "L2 weight decay": ("#009E73", "triangle"),
+    "sparse L1": ("#E69F00", "diamond"),
+    "TopK": ("#D55E00", "triangle-down"),
+    "VAE": ("#CC79A7", "hexagon"),
+    "pruned": ("#56B4E9", "plus"),
+}
+"""Colour and marker of each family of the sweep: fixed, so a family looks the same in every sweep.
+Colours from the Okabe-Ito palette (told apart with the common colour-vision deficiencies); the
+marker tells the families apart even in grey."""
+
+_EXTRA_COLORS = ("#8C564B", "#17BECF", "#BCBD22", "#7F7F7F", "#9467BD")
+_EXTRA_MARKERS = ("star", "pentagon", "cross")
+
+
+def family_styles(groups: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """Colour and marker of each family in ``groups``, in legend order (known families first).
+
+    Families missing from :data:`SWEEP_FAMILY_STYLES` get colours and markers no known
+    family uses, in order of first appearance.
+
+    Examples
+    --------
+    >>> family_styles(["TopK", "jumprelu", "dense ReLU"])
+    {'dense ReLU': ('#0072B2', 'circle'), 'TopK': ('#D55E00', 'triangle-down'), 'jumprelu': ('#8C564B', 'star')}
+    """
+    present = set(groups)
+    styles = {g: s for g, s in SWEEP_FAMILY_STYLES.items() if g in present}
+    others = [g for g in dict.fromkeys(groups) if g not in SWEEP_FAMILY_STYLES]
+    for i, g in enumerate(others):
+        styles[g] = (_EXTRA_COLORS[i % len(_EXTRA_COLORS)], _EXTRA_MARKERS[i % len(_EXTRA_MARKERS)])
+    return styles
+
+
+def marker_svg(marker: str, cx: float, cy: float, r: float, color: str) -> str:
+    """One SVG marker (circle, square, triangle, triangle-down, diamond, hexagon, plus, cross, star, pentagon).
+
+    Examples
+    --------
+    >>> marker_svg("circle", 10, 10, 5, "#000")
+    '<circle cx="10.0" cy="10.0" r="5.0" fill="#000" stroke="#fff" stroke-width="1"/>'
+    >>> marker_svg("square", 0, 0, 1, "#000").startswith("<path")
+    True
+    """
+    paint = f'fill="{color}" stroke="#fff" stroke-width="1"'
+    if marker == "circle":
+        return f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{r:.1f}" {paint}/>'
+    unit: dict[str, list[tuple[float, float]]] = {
+        "square": [(-0.85, -0.85), (0.85, -0.85), (0.85, 0.85), (-0.85, 0.85)],
+        "triangle": [(0, -1.2), (1.1, 0.8), (-1.1, 0.8)],
+        "triangle-down": [(0, 1.2), (1.1, -0.8), (-1.1, -0.8)],
+        "diamond": [(0, -1.3), (1, 0), (0, 1.3), (-1, 0)],
+        "hexagon": [(np.cos(a), np.sin(a)) for a in np.arange(6) * np.pi / 3],
+        "pentagon": [(np.sin(a), -np.cos(a)) for a in np.arange(5) * 2 * np.pi / 5],
+        "plus": [(-0.4, -1.2), (0.4, -1.2), (0.4, -0.4), (1.2, -0.4), (1.2, 0.4), (0.4, 0.4), (0.4, 1.2),
+                 (-0.4, 1.2), (-0.4, 0.4), (-1.2, 0.4), (-1.2, -0.4), (-0.4, -0.4)],
+        "star": [((1.3 if i % 2 == 0 else 0.55) * np.sin(i * np.pi / 5), -(1.3 if i % 2 == 0 else 0.55)
+                  * np.cos(i * np.pi / 5)) for i in range(10)],
+    }  # fmt: skip
+    # a cross is the plus turned by 45 degrees
+    unit["cross"] = [((a - b) * 0.75, (a + b) * 0.75) for a, b in unit["plus"]]
+    points = unit.get(marker, unit["square"])
+    d = "M" + " L".join(f"{cx + r * a:.1f},{cy + r * b:.1f}" for a, b in points) + " Z"
+    return f'<path d="{d}" {paint}/>'
+
+
+def _esc(text: Any) -> str:
+    import html
+
+    return html.escape(str(text), quote=True)
+
+
+def _tick(v: float) -> str:
+    return f"{v:.6g}"
+
+
+def _nice_axis(values: np.ndarray, n: int = 6) -> tuple[list[float], tuple[float, float]]:
+    """Ticks at steps of 1, 2 or 5 times a power of ten, and axis limits padded around ``values``."""
+    if not values.size:
+        values = np.array([0.0, 1.0])
+    lo, hi = float(values.min()), float(values.max())
+    if hi - lo < 1e-12:  # a single value still needs an axis around it
+        lo, hi = lo - max(abs(lo) * 0.1, 0.5), hi + max(abs(hi) * 0.1, 0.5)
+    pad = (hi - lo) * 0.06
+    lo, hi = lo - pad, hi + pad
+    raw = (hi - lo) / n
+    step = 10 ** np.floor(np.log10(raw))
+    step *= next(m for m in (1, 2, 5, 10) if m * step >= raw)
+    ticks = [float(t) for t in np.arange(np.ceil(lo / step), np.floor(hi / step) + 1) * step]
+    return [round(t, 12) + 0.0 for t in ticks], (lo, hi)  # + 0.0 turns -0.0 into 0.0
+
+
+def _legend_rows(items: list[tuple[str, str, str, str]], width: int, extra: list[str]) -> list[list[Any]]:
+    """Legend entries (families, then the front and PCA) wrapped into rows that fit ``width``."""
+    entries: list[Any] = list(items) + extra
+    rows: list[list[Any]] = [[]]
+    used = 0
+    for e in entries:
+        text = e[3] if isinstance(e, tuple) else e
+        w = 30 + 7.5 * len(text)  # marker, gap and a generous 7.5 units a character
+        if rows[-1] and used + w > width:
+            rows.append([])
+            used = 0
+        rows[-1].append(e)
+        used += w
+    return rows
+
+
+def _legend_items(row: list[Any], x: float, y: float) -> list[str]:
+    out = []
+    for e in row:
+        if isinstance(e, tuple):
+            _, color, marker, text = e
+            out.append(f'<g class="legend-item">{marker_svg(marker, x + 7, y, 6, color)}')
+        elif e == "Pareto front":
+            text = e
+            out.append(
+                f'<g class="legend-item"><line x1="{x - 4}" y1="{y}" x2="{x + 18}" y2="{y}" stroke="#222" '
+                f'stroke-width="1.5"/><circle cx="{x + 7}" cy="{y}" r="6" fill="none" stroke="#222"/>'
+            )
+        else:
+            text = e
+            out.append(
+                f'<g class="legend-item"><line x1="{x - 4}" y1="{y}" x2="{x + 18}" y2="{y}" stroke="#888" '
+                'stroke-width="1.5" stroke-dasharray="5,3"/>'
+            )
+        out.append(f'<text x="{x + 24}" y="{y + 5}" font-size="13">{_esc(text)}</text></g>')
+        x += 30 + 7.5 * len(text)
+    return out
+
+
+def _pca_layer(pca: list[tuple[int, float]], px: Any, py: Any, x_left: float, x_right: float, pca_x: bool) -> str:
+    """PCA's FVU at each code size: a dashed line across the chart, labelled in the right margin."""
+    out = ['<g class="pca">']
+    ordered = sorted(pca, key=lambda p: -p[1])  # top of the chart first
+    label_y: list[float] = []
+    for _, v in ordered:  # labels at least 15 units apart, so close FVUs stay readable
+        y = py(v) + 4
+        label_y.append(max(y, label_y[-1] + 15) if label_y else y)
+    for (k, v), ly in zip(ordered, label_y):
+        text = f"PCA k={k}: FVU {v:.4f}"
+        out.append(
+            f'<line class="pca-line" data-k="{k}" x1="{x_left}" y1="{py(v):.1f}" x2="{x_right}" y2="{py(v):.1f}" '
+            f'stroke="#888" stroke-width="1.2" stroke-dasharray="5,3"><title>{_esc(text)}</title></line>'
+        )
+        out.append(f'<text x="{x_right + 6}" y="{ly:.1f}" font-size="12" fill="#555">{_esc(text)}</text>')
+    if pca_x:
+        curve = sorted(pca)
+        path = " ".join(f"{px(k):.1f},{py(v):.1f}" for k, v in curve)
+        out.append(f'<polyline points="{path}" fill="none" stroke="#888" stroke-width="1.5"/>')
+        for k, v in curve:
+            out.append(
+                f'<circle class="pca-point" data-k="{k}" cx="{px(k):.1f}" cy="{py(v):.1f}" r="5" fill="#fff" '
+                f'stroke="#888" stroke-width="2"><title>{_esc(f"PCA with k={k} components: FVU {v:.4f}")}</title>'
+                "</circle>"
+            )
+    out.append("</g>")
+    return "\n".join(out)
