@@ -406,3 +406,28 @@ def test_convolutional_decoders_are_not_exported():
     for model, extra in (("conv", {}), ("vae", {"architecture": "conv"})):
         cfg = ModelConfig(model=model, input_dim=256, image_shape=(16, 16), conv_channels=(4, 8), **extra)
         assert live_mod.decoder_steps(MODELS[model](cfg)) is None
+
+
+@pytest.mark.browser
+def test_a_mouse_drag_along_a_slider_redraws_as_it_goes(digits_ae, open_page):
+    # A reader drags the thumb: real pointer events (down, moves, up), not a value set by script.
+    o = open_page(digits_ae["page"])
+    n = o.page.locator("#lucidae-sliders input[type=range]").count()
+    i = next(i for i in range(n) if o.page.locator(f"#lucidae-slider-{i}").is_enabled())
+    slider = o.page.locator(f"#lucidae-slider-{i}")
+    slider.scroll_into_view_if_needed()
+    box = slider.bounding_box()
+    y = box["y"] + box["height"] / 2
+    canvas = o.page.locator("#lucidae-live-canvas")
+    o.page.mouse.move(box["x"] + 2, y)
+    o.page.mouse.down()
+    seen = []
+    for k in range(1, 11):  # ten stops from the left end to the right end
+        o.page.mouse.move(box["x"] + 2 + (box["width"] - 4) * k / 10, y, steps=3)
+        seen.append((json.loads(canvas.get_attribute("data-code"))[i], canvas.get_attribute("data-values")))
+    o.page.mouse.up()
+    codes = [c for c, _ in seen]
+    assert codes == sorted(codes) and codes[-1] > codes[0]  # the code follows the hand
+    assert len({v for _, v in seen}) >= 5  # and the picture is redrawn on the way
+    assert codes[-1] == pytest.approx(float(slider.get_attribute("max")), rel=0.05)
+    assert o.requests == [] and o.errors == []
