@@ -75,7 +75,7 @@ class PruneResult(NamedTuple):
     estimator: Any
     """A new fitted estimator (the one passed in is left untouched)."""
     fvu_before: float
-    """Fraction of variance unexplained on ``X`` before pruning (scaled space)."""
+    """Fraction of variance unexplained on ``X_eval`` (``X`` without it) before pruning (scaled space)."""
     fvu_after: float
     """The same after pruning."""
     nonzero_weights_before: int
@@ -559,6 +559,7 @@ def prune(
     remove_dead: bool = True,
     atol: float = 0.0,
     fine_tune_epochs: int = 0,
+    X_eval: Any = None,
 ) -> PruneResult:
     """Prune a fitted lucidae estimator and report the fidelity before and after.
 
@@ -568,8 +569,8 @@ def prune(
         AutoEncoder, LinearAutoEncoder, SparseAutoEncoder, TopKAutoEncoder, VAE, BetaTCVAE
         or ConvAutoEncoder; it is not modified.
     X : array-like of shape (n_samples, n_features)
-        Data to measure fidelity on and to find dead latents with (normally the
-        training data: a latent dead there is never used).
+        Data to find dead units with and to fine-tune on (normally the training data: a
+        latent dead there is never used), and to measure fidelity on unless ``X_eval`` is given.
     amount : float, default=0.5
         Share of weights to set to zero, smallest magnitudes first; 0 keeps them all.
     scope : {"global", "layer"}, default="global"
@@ -584,6 +585,9 @@ def prune(
     fine_tune_epochs : int, default=0
         Train the pruned model on ``X`` for this many epochs more, with the estimator's
         training settings and the pruned weights held at zero; 0 does not fine-tune.
+    X_eval : array-like of shape (n_eval, n_features), optional
+        Data to measure the FVU before and after on, normally the samples held out from
+        training (``lucidae prune`` passes the run's held-out rows); default ``X``.
 
     Returns
     -------
@@ -617,6 +621,12 @@ def prune(
     >>> small = prune(sae, X, amount=0.0)
     >>> small.latent_dim_after < 256, abs(small.fvu_after - small.fvu_before) < 1e-6
     (True, True)
+
+    Measured on held-out rows, with the dead units found on (and any fine-tuning done on) the training rows:
+
+    >>> res = prune(ae, X[:1400], X_eval=X[1400:], amount=0.5)
+    >>> res.fvu_before == fvu(ae.scale_inputs(X[1400:]), ae.scale_inputs(ae.reconstruct(X[1400:])))
+    True
     """
     check_is_fitted(estimator, "module_")
     module = estimator.module_
@@ -634,8 +644,9 @@ def prune(
         raise ConfigError(f"fine_tune_epochs={fine_tune_epochs!r} is invalid: expected an integer >= 0 (0: none).")
 
     Xs = estimator.scale_inputs(X)  # (n, features) scaled, validated
-    recon_before = estimator.run_module(lambda xb: module(xb).recon, Xs)
-    fvu_before = fvu(Xs, recon_before)
+    Xe = Xs if X_eval is None else estimator.scale_inputs(X_eval)  # (n_eval, features) scaled
+    recon_before = estimator.run_module(lambda xb: module(xb).recon, Xe)
+    fvu_before = fvu(Xe, recon_before)
     weights_before = count_nonzero_weights(module)
 
     pruned = copy.deepcopy(module)
@@ -671,11 +682,11 @@ def prune(
         new.history_ = estimator.history_.continued(history)
         new.n_iter_ = len(new.history_.records)
         new.fit_seconds_ = estimator.fit_seconds_ + sum(r["seconds"] for r in history.records)
-    recon_after = new.run_module(lambda xb: pruned(xb).recon, Xs)
+    recon_after = new.run_module(lambda xb: pruned(xb).recon, Xe)
     return PruneResult(
         estimator=new,
         fvu_before=fvu_before,
-        fvu_after=fvu(Xs, recon_after),
+        fvu_after=fvu(Xe, recon_after),
         nonzero_weights_before=weights_before,
         nonzero_weights_after=count_nonzero_weights(pruned),
         latent_dim_before=int(module.latent_dim),

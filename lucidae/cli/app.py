@@ -14,18 +14,22 @@ import sys
 import time
 from dataclasses import fields
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
 from lucidae.cli.applications import register as register_applications
+from lucidae.cli.data import READ_OPTIONS, echo_seed, load_data, run_data, save_with_ids, table_fields
 from lucidae.cli.interop import register as register_interop
 from lucidae.cli.options import (
     CLI_CONFIGS,
+    App,
+    Group,
+    config_from_cli,
     explicit_options,
     fail,
-    save_array,
     split_options,
+    usage_error,
     with_config_options,
     with_options,
 )
@@ -33,8 +37,9 @@ from lucidae.config import DataConfig, SweepConfig
 from lucidae.errors import ConfigError, LucidaeError
 from lucidae.io import RUN_FILE, write_json
 
-app = typer.Typer(
+app = App(
     name="lucidae",
+    cls=Group,
     help=(
         "Autoencoders you can understand. Train a model on a dataset (`lucidae train --data "
         "digits --out runs/digits`), then inspect it (`lucidae info runs/digits`) or use it "
@@ -42,9 +47,27 @@ app = typer.Typer(
         "equivalent in lucidae.AutoEncoder."
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from lucidae._version import __version__
+
+        typer.echo(f"lucidae {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _lucidae(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print lucidae's version and exit.", callback=_print_version, is_eager=True),
+    ] = False,
+) -> None:
+    """Autoencoders you can understand."""
 
 
 @app.command()
@@ -76,7 +99,6 @@ def train(
     together (DistributedDataParallel) and only the first writes files.
     """
     from lucidae.checkpoint import CHECKPOINT_DIR
-    from lucidae.datasets import load_dataset
     from lucidae.distributed import init_from_env, shutdown
     from lucidae.runs import estimator_from_configs, fit_run
     from lucidae.train import TrainingInterrupted
@@ -87,12 +109,17 @@ def train(
             out = resume
             options = read_train_options(resume)
             explicit = set(options)  # only the options the user set were stored
-        else:
-            explicit = explicit_options(ctx, options)
-        model_cfg, train_cfg, data_cfg = split_options(options)
+        else:  # the seed is stored even when left at its default, so that --resume and readers see it
+            explicit = explicit_options(ctx, options) | {"random_state"}
+        try:
+            model_cfg, train_cfg, data_cfg = split_options(options)
+        except ConfigError as err:  # an option's value refused: a usage error, before anything is written
+            raise usage_error(err) from err
         if resume is None and main:  # first, so that an interrupted run can be resumed
             write_train_options(out, {k: v for k, v in options.items() if k in explicit})
-        dataset = load_dataset(data_cfg.data)
+        dataset = load_data(data_cfg.data, {k: getattr(data_cfg, k) for k in table_fields()})
+        if main and resume is None:
+            echo_seed(train_cfg.random_state)
         est = estimator_from_configs(model_cfg, train_cfg, data_cfg, explicit=explicit)
         fit_params = {
             "checkpoint_dir": Path(out) / CHECKPOINT_DIR,
@@ -174,86 +201,146 @@ def read_train_options(run_dir: Path) -> dict[str, Any]:
     return options
 
 
-def _load_model_and_data(run_dir: Path, data: str) -> tuple[Any, Any]:
-    from lucidae.datasets import load_dataset
-    from lucidae.estimators import load
-
-    return load(run_dir), load_dataset(data)
+_RUN_DATA_HELP = "Dataset name or path; default: the data RUN_DIR was trained on, read as training read it."
 
 
-@app.command()
 def encode(
+    ctx: typer.Context,
     run_dir: Annotated[Path, typer.Argument(help="A model folder written by `lucidae train`.")],
-    data: Annotated[str, typer.Option(help="Dataset name or path to encode.")] = "digits",
-    out: Annotated[Path, typer.Option(help="Where to write the codes (.npy or .csv).")] = Path("codes.npy"),
+    *,
+    data: Annotated[str | None, typer.Option(help=_RUN_DATA_HELP)] = None,
+    out: Annotated[
+        Path, typer.Option(help="Where to write the codes (.npy, or .csv: the table's id column first, if any).")
+    ] = Path("codes.npy"),
+    **options: Any,
 ) -> None:
-    """Encode data with a trained model and write the latent codes."""
+    """Encode data with a trained model and write the latent codes (by default RUN_DIR's own data)."""
     try:
-        est, ds = _load_model_and_data(run_dir, data)
+        run = run_data(run_dir, data, options, explicit_options(ctx, options))
+        est, ds = run.estimator, run.dataset
         codes = est.transform(ds.X)
-        save_array(codes, out, list(est.get_feature_names_out()))
+        note = save_with_ids(codes, out, list(est.get_feature_names_out()), getattr(ds, "ids", None), run.id_name)
     except LucidaeError as err:
         raise fail(err) from err
-    typer.echo(f"wrote codes of shape {codes.shape} to {out}")
+    typer.echo(f"wrote codes of shape {codes.shape} for {ds.name} to {out}{note}")
 
 
-@app.command()
 def reconstruct(
+    ctx: typer.Context,
     run_dir: Annotated[Path, typer.Argument(help="A model folder written by `lucidae train`.")],
-    data: Annotated[str, typer.Option(help="Dataset name or path to reconstruct.")] = "digits",
+    *,
+    data: Annotated[str | None, typer.Option(help=_RUN_DATA_HELP)] = None,
     out: Annotated[Path, typer.Option(help="Where to write the reconstructions (.npy or .csv).")] = Path(
         "reconstructions.npy"
     ),
+    **options: Any,
 ) -> None:
     """Reconstruct data with a trained model (in the data's original units) and report the error."""
     from lucidae.metrics import fvu
 
     try:
-        est, ds = _load_model_and_data(run_dir, data)
+        run = run_data(run_dir, data, options, explicit_options(ctx, options))
+        est, ds = run.estimator, run.dataset
         recon = est.reconstruct(ds.X)
-        save_array(recon, out, list(est.feature_names_))
+        note = save_with_ids(recon, out, list(est.feature_names_), getattr(ds, "ids", None), run.id_name)
         error = fvu(est.scaler_.transform(ds.X), est.scaler_.transform(recon))
     except LucidaeError as err:
         raise fail(err) from err
-    typer.echo(f"FVU {error:.4f}; wrote reconstructions of shape {recon.shape} to {out}")
+    typer.echo(f"FVU {error:.4f} on all {ds.n_samples} samples of {ds.name}; wrote reconstructions of shape "
+               f"{recon.shape} to {out}{note}")  # fmt: skip
 
 
-@app.command()
+# the commands that read data take the table options of train (--id-column, --drop, --delimiter)
+for _command in (encode, reconstruct):
+    app.command(name=_command.__name__)(with_options(_command, (DataConfig,), only=table_fields(READ_OPTIONS)))
+
+
+FINE_TUNE_HINT = 0.1
+"""``prune`` suggests fine-tuning when the held-out FVU grew by more than this share of its value (and 0.01)."""
+
+
 def prune(
+    ctx: typer.Context,
     run_dir: Annotated[Path, typer.Argument(help="A model folder written by `lucidae train` (any family).")],
-    out: Annotated[Path, typer.Option(help="Folder to write the pruned model to.")],
+    *,
+    out: Annotated[Path, typer.Option(help="Folder to write the pruned model (and its run record) to.")],
     amount: Annotated[float, typer.Option(help="Share of weights to set to zero, smallest magnitudes first.")] = 0.5,
     scope: Annotated[
-        str, typer.Option(help='"global": the share applies over all weights together; "layer": within each matrix.')
+        Literal["global", "layer"],
+        typer.Option(help='"global": the share applies over all weights together; "layer": within each matrix.'),
     ] = "global",
     remove_dead: Annotated[
-        bool, typer.Option(help="Remove latents and hidden units that are constant on the data.")
+        bool, typer.Option(help="Remove latents and hidden units that are constant on the training rows.")
     ] = True,
-    data: Annotated[str, typer.Option(help="Dataset name or path to measure fidelity and find dead latents on.")] = (
-        "digits"
-    ),
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="Dataset name or path to prune with (all of it); default: RUN_DIR's own data, its training rows "
+            "to find dead units and fine-tune on, its held-out rows to measure the FVU on."
+        ),
+    ] = None,
     fine_tune_epochs: Annotated[
-        int, typer.Option(help="Then train the pruned model this many epochs on the data, pruned weights held at 0.")
+        int,
+        typer.Option(help="Then train the pruned model this many epochs on the training rows, pruned weights kept 0."),
     ] = 0,
+    **options: Any,
 ) -> None:
-    """Simplify a model: zero its smallest weights, drop its dead units, and report the fidelity cost."""
-    from lucidae.prune import prune as prune_estimator
+    """Simplify a model: zero its smallest weights, drop its dead units, and report the fidelity cost.
 
+    The FVU before and after is measured on the run's held-out rows (as `lucidae train`
+    reports it); dead units are found, and fine-tuning is done, on its training rows only.
+    OUT gets its own run record, so `lucidae report OUT` and `lucidae info OUT` work.
+    """
+    import numpy as np
+
+    from lucidae.prune import prune as prune_estimator
+    from lucidae.runs import eval_split, held_out_metrics
+
+    try:  # the options first: a bad one is a usage error, found before any model is loaded
+        if isinstance(amount, bool) or not 0.0 <= amount <= 1.0:
+            raise ConfigError(f"amount={amount!r} is invalid: expected the share of weights to zero, in [0, 1].")
+        if fine_tune_epochs < 0:
+            raise ConfigError(f"fine_tune_epochs={fine_tune_epochs!r} is invalid: expected an integer >= 0 (0: none).")
+    except ConfigError as err:
+        raise usage_error(err) from err
     try:
-        est, ds = _load_model_and_data(run_dir, data)
+        est, record, ds, own, _ = run_data(run_dir, data, options, explicit_options(ctx, options))
+        every = np.arange(ds.n_samples)
+        test, train_rows, held_out = eval_split(record, ds.n_samples) if own else (every, every, False)
+        X_train = np.asarray(ds.X[train_rows])
+        X_eval = np.asarray(ds.X[test]) if held_out else None
         result = prune_estimator(
-            est, ds.X, amount=amount, scope=scope, remove_dead=remove_dead, fine_tune_epochs=fine_tune_epochs
-        )
-        path = result.estimator.save(out)
+            est, X_train, X_eval=X_eval, amount=amount, scope=scope, remove_dead=remove_dead,
+            fine_tune_epochs=fine_tune_epochs,
+        )  # fmt: skip
+        small = result.estimator
+        run = {k: v for k, v in record.items() if k not in ("metrics", "pruned")} if own else {}
+        run["metrics"] = held_out_metrics(small, ds.X, test) if held_out else {}
+        run["pruned"] = {
+            "from": str(Path(run_dir).resolve()), "amount": amount, "scope": scope, "remove_dead": remove_dead,
+            "fine_tune_epochs": fine_tune_epochs, "fvu_before": result.fvu_before, "fvu_after": result.fvu_after,
+        }  # fmt: skip
+        path = small.save(out, run=run)
     except LucidaeError as err:
         raise fail(err) from err
+    where = f"held-out FVU ({len(test)} rows the model never saw)" if held_out else f"FVU on all {len(test)} samples"
     typer.echo(
-        f"FVU {result.fvu_before:.4f} -> {result.fvu_after:.4f}; non-zero weights "
+        f"{where} {result.fvu_before:.4f} -> {result.fvu_after:.4f}; non-zero weights "
         f"{result.nonzero_weights_before:,} -> {result.nonzero_weights_after:,}; latents "
         f"{result.latent_dim_before} -> {result.latent_dim_after}; layers "
-        f"{'-'.join(est.model_config_.layer_shapes())} -> {'-'.join(result.estimator.model_config_.layer_shapes())}; "
+        f"{'-'.join(est.model_config_.layer_shapes())} -> {'-'.join(small.model_config_.layer_shapes())}; "
         f"saved to {path}"
     )
+    worse = result.fvu_after - result.fvu_before
+    if not fine_tune_epochs and worse > max(0.01, FINE_TUNE_HINT * result.fvu_before):
+        epochs = 10 if not est.n_iter_ else max(5, min(50, est.n_iter_ // 3))
+        typer.echo(
+            f"pruning cost {worse:.4f} FVU: fine-tuning the pruned model usually wins most of it back. Try: "
+            f"lucidae prune {run_dir} --out {out} --amount {amount:g} --fine-tune-epochs {epochs}"
+        )
+
+
+app.command(name="prune")(with_options(prune, (DataConfig,), only=table_fields(READ_OPTIONS)))
 
 
 def _detector_info(run_dir: Path, as_json: bool) -> None:
@@ -434,11 +521,14 @@ def report(
     max_latents: Annotated[int, typer.Option(help="Latent cards to draw (strongest first); all are tabled.")] = 24,
 ) -> None:
     """Write RUN_DIR/report.html (one self-contained page) and RUN_DIR/metrics.json."""
-    from lucidae.datasets import load_dataset
+    from lucidae.cli.data import run_data_spec, run_record, table_options
     from lucidae.report import build_report
 
     try:
-        dataset = load_dataset(data) if data is not None else None
+        record = run_record(run_dir)
+        # read as training read it (id column, dropped columns...), from the spec it recorded unless --data is given
+        spec = data if data is not None or not record else run_data_spec(run_dir, record)
+        dataset = load_data(spec, table_options(record.get("data") or {}, {}, set())) if spec else None
         path = build_report(run_dir, dataset=dataset, max_latents=max_latents)
     except LucidaeError as err:
         raise fail(err) from err
@@ -459,7 +549,11 @@ def _sweep(
     from lucidae.sweep import run_sweep
 
     try:
-        cfg = SweepConfig.from_cli(options)
+        cfg = config_from_cli(SweepConfig, options)
+    except ConfigError as err:
+        raise usage_error(err) from err
+    echo_seed(cfg.random_state)
+    try:
         page = run_sweep(cfg, out, log=lambda line: typer.echo(line, err=True))
     except LucidaeError as err:
         raise fail(err) from err

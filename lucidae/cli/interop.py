@@ -7,15 +7,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal, get_args
 
 import typer
 
 from lucidae.cli.options import fail
 from lucidae.errors import ConfigError, LucidaeError
 
-FORMATS = ("saelens", "sparsify")
-"""The layouts ``--format`` accepts."""
+Format = Literal["saelens", "sparsify"]
+FORMATS: tuple[str, ...] = get_args(Format)
+"""The layouts ``--format`` accepts (listed in --help, others refused when the command line is parsed)."""
 
 
 def _check_format(fmt: str) -> str:
@@ -26,7 +27,7 @@ def _check_format(fmt: str) -> str:
 
 def export(
     run: Annotated[Path, typer.Argument(help="A model folder written by `lucidae train` (a sparse autoencoder).")],
-    fmt: Annotated[str, typer.Option("--format", help="Layout to write: saelens or sparsify.")],
+    fmt: Annotated[Format, typer.Option("--format", help="Layout to write.")],
     out: Annotated[Path, typer.Option(help="Folder to write the SAE into (for sparsify: one hookpoint's folder).")],
     model_name: Annotated[str, typer.Option(help="saelens: the model the activations came from.")] = "",
     hook_name: Annotated[str, typer.Option(help="saelens: the hook point the activations came from.")] = "",
@@ -62,7 +63,7 @@ def export(
 
 def import_(
     folder: Annotated[Path, typer.Argument(help="A SAELens SAE folder, or one sparsify hookpoint folder.")],
-    fmt: Annotated[str, typer.Option("--format", help="Layout to read: saelens or sparsify.")],
+    fmt: Annotated[Format, typer.Option("--format", help="Layout to read.")],
     out: Annotated[Path, typer.Option(help="lucidae model folder to write (usable by encode, report, info).")],
 ) -> None:
     """Read a sparse autoencoder saved by SAELens or sparsify and write it as a lucidae model folder.

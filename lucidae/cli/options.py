@@ -13,9 +13,10 @@ import io
 import typing
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from lucidae.config import DataConfig, ModelConfig, TrainConfig, defaults, field_docs
 from lucidae.errors import ConfigError
@@ -24,11 +25,96 @@ from lucidae.io import atomic_write
 if TYPE_CHECKING:
     import numpy as np
 
+T = TypeVar("T")
+
 CLI_CONFIGS: tuple[type, ...] = (ModelConfig, TrainConfig, DataConfig)
 """Configs whose fields become ``lucidae train`` options."""
 
 CLI_EXCLUDE = {"input_dim"}
 """Fields that come from the data, not from the user."""
+
+FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "linear": {"batch_size": 2048, "lr": 0.03, "validation_fraction": 0.0},
+    "vae": {"hidden_dims": (256, 256), "latent_dim": 10, "lr": 1e-3},
+    "tcvae": {"hidden_dims": (256, 256), "latent_dim": 10, "lr": 1e-3, "dim_kl_weight": 0.05, "n_init": 3},
+}
+"""The families whose estimators default an option otherwise than the config does (``lucidae train``
+uses the family's value unless the option is given). Written out here, so that ``lucidae --help``
+needs no torch; ``tests/test_cli_interface.py`` checks it against the estimators."""
+
+CLI_DEFAULTS: dict[str, Any] = {"random_state": 0}
+"""Options whose command-line default is not the config's: every command that trains is seeded (the
+seed is printed and stored with what it wrote), where the Python API leaves ``random_state=None``."""
+
+CLI_SHOWN_DEFAULTS: dict[str, str] = {
+    "epochs": "enough for about 5,000 optimiser steps, 20 to 500",
+    "decoder_hidden_dims": "the mirror of hidden-dims",
+}
+"""What ``--help`` says of a default that is not a plain value."""
+
+
+def family_default_note(name: str, default: Any) -> str:
+    """The help text's note on an option whose default depends on the model family.
+
+    Examples
+    --------
+    >>> family_default_note("latent_dim", 32)
+    '(default 32; vae, tcvae: 10)'
+    >>> family_default_note("epochs", None)
+    ''
+    """
+    by_value: dict[str, list[str]] = {}
+    for family, values in FAMILY_DEFAULTS.items():
+        if name in values:
+            by_value.setdefault(str(_cli_default(values[name])), []).append(family)
+    if not by_value:
+        return ""
+    others = "; ".join(f"{', '.join(families)}: {value}" for value, families in by_value.items())
+    return f"(default {_cli_default(default)}; {others})"
+
+
+def _hide_flag_types(params: list[Any]) -> None:
+    """No ``<bool>`` after a flag (``--help``, ``--json``, ``--remove-dead/--no-remove-dead``): it takes no value."""
+    for param in params:
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""
+        if isinstance(param, TyperArgument) and param.metavar is None:
+            param.metavar = param.name.upper()
+
+
+class Command(TyperCommand):
+    """A lucidae command: arguments named in capitals (``RUN_DIR``), flags shown without a type."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        _hide_flag_types(params)
+        return params
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                name = param.metavar or param.name.upper()
+                pieces.append((name if param.required else f"[{name}]") + ("..." if param.nargs != 1 else ""))
+            else:
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
+
+
+class Group(TyperGroup):
+    """The ``lucidae`` group: its flags shown without a type, as a command's."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        _hide_flag_types(params)
+        return params
+
+
+class App(typer.Typer):
+    """A typer app whose commands are :class:`Command` unless told otherwise."""
+
+    def command(self, *args: Any, cls: Any = None, **kwargs: Any) -> Any:
+        return super().command(*args, cls=cls or Command, **kwargs)
 
 
 def _tuple_hint(hint: Any) -> bool:
@@ -68,8 +154,10 @@ def parse_int_tuple(name: str, text: str) -> tuple[int, ...]:
         ) from err
 
 
-def config_parameters(classes: tuple[type, ...] = CLI_CONFIGS) -> list[inspect.Parameter]:
-    """One keyword-only typer parameter per config field, with its default and docstring.
+def config_parameters(
+    classes: tuple[type, ...] = CLI_CONFIGS, only: tuple[str, ...] | None = None
+) -> list[inspect.Parameter]:
+    """One keyword-only typer parameter per config field (or per field named in ``only``), with its default and docs.
 
     Examples
     --------
@@ -83,10 +171,14 @@ def config_parameters(classes: tuple[type, ...] = CLI_CONFIGS) -> list[inspect.P
         docs = field_docs(cls)
         panel = cls.__name__.removesuffix("Config").lower() + " options"
         for f in fields(cls):
-            if f.name in CLI_EXCLUDE:
+            if f.name in CLI_EXCLUDE or (only is not None and f.name not in only):
                 continue
-            default = defaults(cls)[f.name]
-            option = typer.Option(help=docs.get(f.name, ""), rich_help_panel=panel)
+            default = CLI_DEFAULTS.get(f.name, defaults(cls)[f.name])
+            note = family_default_note(f.name, default) if cls is not DataConfig else ""
+            if default is None and f.name in CLI_SHOWN_DEFAULTS:
+                note = f"(default: {CLI_SHOWN_DEFAULTS[f.name]})"
+            text = " ".join(t for t in (docs.get(f.name, ""), note) if t)
+            option = typer.Option(help=text, rich_help_panel=panel, show_default=not note)
             annotation = Annotated[_cli_type(hints[f.name]), option]  # type: ignore[valid-type]
             params.append(
                 inspect.Parameter(
@@ -99,11 +191,12 @@ def config_parameters(classes: tuple[type, ...] = CLI_CONFIGS) -> list[inspect.P
     return params
 
 
-def with_options(command: Any, configs: tuple[type, ...] = CLI_CONFIGS) -> Any:
+def with_options(command: Any, configs: tuple[type, ...] = CLI_CONFIGS, only: tuple[str, ...] | None = None) -> Any:
     """Give ``command(**options)`` one typed, documented option per field of each config in ``configs``.
 
     The command's own parameters come first; fields already among them (a command
-    registered twice) are not added again.
+    registered twice, or one that defines an option itself) are not added again. With
+    ``only``, just the fields of that name are added.
 
     Examples
     --------
@@ -113,14 +206,14 @@ def with_options(command: Any, configs: tuple[type, ...] = CLI_CONFIGS) -> Any:
     >>> names[:3]
     ['out', 'data', 'latent_dims']
     """
-    config_names = {f.name for cls in configs for f in fields(cls)}
+    config_names = {f.name for cls in configs for f in fields(cls) if only is None or f.name in only}
     # the module's postponed annotations are strings: resolve them, or typer loses each option's help text
     own = [
         p
         for p in inspect.signature(command, eval_str=True).parameters.values()
         if p.kind is not inspect.Parameter.VAR_KEYWORD and p.name not in config_names
     ]
-    params = own + config_parameters(configs)
+    params = own + [p for p in config_parameters(configs, only) if p.name not in {q.name for q in own}]
     command.__signature__ = inspect.Signature(params)
     command.__annotations__ = {p.name: p.annotation for p in params}
     return command
@@ -156,6 +249,41 @@ def split_options(options: dict[str, Any]) -> tuple[ModelConfig, TrainConfig, Da
     return out[0], out[1], out[2]  # type: ignore[return-value]
 
 
+def config_from_cli(cls: type[T], options: dict[str, Any]) -> T:
+    """Build the config ``cls`` from CLI options, where tuples arrive as comma-separated text.
+
+    Raises
+    ------
+    ConfigError
+        Naming the option and an example of what it takes, or the invalid value.
+
+    Examples
+    --------
+    >>> from lucidae.config import SweepConfig
+    >>> config_from_cli(SweepConfig, {"latent_dims": "4, 16", "activations": "linear"}).latent_dims
+    (4, 16)
+    """
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.name not in options:
+            continue
+        value = options[f.name]
+        if typing.get_origin(hints[f.name]) is tuple and isinstance(value, str):
+            kind = typing.get_args(hints[f.name])[0]
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            try:
+                value = tuple(kind(p) for p in parts)
+            except ValueError as err:
+                example = {int: "8,32", float: "0.01,0.1", str: "relu,linear"}.get(kind, "a,b")
+                raise ConfigError(
+                    f"--{f.name.replace('_', '-')} {value!r} is invalid: expected comma-separated "
+                    f"{kind.__name__} values such as {example!r}."
+                ) from err
+        values[f.name] = value
+    return cls.from_dict(values)  # type: ignore[attr-defined]
+
+
 def explicit_options(ctx: typer.Context, options: dict[str, Any]) -> set[str]:
     """The options given on the command line (or environment), as opposed to left at their defaults.
 
@@ -167,9 +295,47 @@ def explicit_options(ctx: typer.Context, options: dict[str, Any]) -> set[str]:
 
 
 def fail(err: Exception) -> typer.Exit:
-    """Print ``err`` as one red line on stderr and return the exit to raise (code 2)."""
+    """Print ``err`` as one red line on stderr and return the exit to raise: code 1, a runtime error.
+
+    Examples
+    --------
+    >>> fail(ValueError("no such file")).exit_code
+    1
+    """
+    typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=1)
+
+
+def usage_error(err: Exception) -> typer.Exit:
+    """Print ``err`` (an option's value refused before any work) and return the exit to raise: code 2.
+
+    Code 2 is what Click answers to a usage error (an unknown option, a value of the wrong
+    type); an option refused by its config's ``validate`` is one too.
+
+    Examples
+    --------
+    >>> usage_error(ValueError("latent_dim=0 is invalid")).exit_code
+    2
+    """
     typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
     return typer.Exit(code=2)
+
+
+def missing_extra(err: ImportError, feature: str) -> typer.Exit:
+    """One line for an optional dependency that is not installed, naming the pip command that adds it (code 1).
+
+    Examples
+    --------
+    >>> missing_extra(ModuleNotFoundError("No module named 'captum'", name="captum"), "explanations").exit_code
+    1
+    """
+    name = getattr(err, "name", None) or str(err)
+    typer.secho(
+        f"error: {feature} need the package {name!r}, which is not installed: pip install {name}",
+        fg=typer.colors.RED,
+        err=True,
+    )
+    return typer.Exit(code=1)
 
 
 def save_array(array: np.ndarray, out: Path, header: list[str], *, fmt: Any = "%.7g") -> None:
