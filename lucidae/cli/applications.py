@@ -8,21 +8,43 @@ imported inside each command.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from lucidae.cli.options import fail, save_array, with_options
-from lucidae.config import AnomalyConfig, TopicsConfig
+from lucidae.cli.data import (
+    DATA_OPTIONS,
+    READ_OPTIONS,
+    echo_seed,
+    load_data,
+    read_data_options,
+    save_with_ids,
+    table_fields,
+    table_options,
+)
+from lucidae.cli.options import explicit_options, fail, save_array, usage_error, with_options
+from lucidae.config import AnomalyConfig, DataConfig, TopicsConfig
 from lucidae.errors import ConfigError, CorruptFileError, LucidaeError
 from lucidae.io import atomic_write, write_json
 
 
 def detect(
+    ctx: typer.Context,
     *,
     data: Annotated[str, typer.Option(help="Dataset name or path (.csv, .npy, .npz) to score; one sample per row.")],
-    out: Annotated[Path | None, typer.Option(help="Write index,score,outlier per sample to this .csv file.")] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            help="A detector saved by `lucidae detect --save`: score --data with it (its threshold, its "
+            "settings, its table options) instead of fitting a new one."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write one row per sample to this .csv file: its id (or index), score and outlier (0/1)."),
+    ] = None,
     save: Annotated[Path | None, typer.Option(help="Save the fitted detector to this folder.")] = None,
     explain: Annotated[int, typer.Option(help="Explain this many of the most abnormal samples.")] = 5,
     **options: Any,
@@ -31,7 +53,8 @@ def detect(
 
     Features are standardised; scores are higher for more abnormal samples; the top
     --contamination share is flagged. For each of the --explain most abnormal samples,
-    the worst-reconstructed features and the nearest normal samples are printed.
+    the worst-reconstructed features and the nearest normal samples are printed. With
+    --model, a saved detector scores new data with the threshold it was fitted with.
     \f
     Examples
     --------
@@ -41,33 +64,63 @@ def detect(
     """
     import numpy as np
 
-    from lucidae.applications.anomaly import AnomalyDetector
-    from lucidae.datasets import load_dataset
-
-    try:
-        cfg = AnomalyConfig(**options)
-        cfg.validate()
-        ds = load_dataset(data)
-        det = AnomalyDetector(**cfg.to_dict())
-        det.fit(np.asarray(ds.X, dtype=np.float64), feature_names=ds.feature_names)
-        scores = det.decision_scores_
-        n_out = int(det.labels_.sum())
-        typer.echo(
-            f"{n_out} of {ds.n_samples} samples flagged as outliers (threshold {det.threshold_:.4g}; "
-            f"fitted in {det.fit_seconds_:.1f} s)"
-        )
+    fitting = {f.name for f in fields(AnomalyConfig)}
+    explicit = explicit_options(ctx, options)
+    try:  # every option is checked before any data is read or any model fitted: a usage error (exit 2)
         if explain < 0:
             raise ConfigError(f"--explain {explain} is invalid: expected an integer >= 0.")
+        if out is not None and out.suffix != ".csv":
+            raise ConfigError(f"--out {out}: expected a .csv file name (it gets id or index, score, outlier).")
+        if model is not None and explicit & fitting:
+            given = ", ".join(sorted(f"--{n.replace('_', '-')}" for n in explicit & fitting))
+            raise ConfigError(
+                f"{given} set how a detector is fitted, but --model {model} is already fitted: it scores with its "
+                "own settings and threshold. Leave them out, or leave out --model to fit a new detector."
+            )
+        if model is not None and save is not None:
+            raise ConfigError(f"--save {save} with --model {model}: the detector is saved already; leave out --save.")
+        cfg = AnomalyConfig(**{k: v for k, v in options.items() if k in fitting})
+        cfg.validate()
+    except ConfigError as err:
+        raise usage_error(err) from err
+
+    from lucidae.applications.anomaly import AnomalyDetector, load_detector
+
+    try:
+        table = table_options(read_data_options(model) if model is not None else {}, options, explicit)
+        ds = load_data(data, table)
+        X = np.asarray(ds.X, dtype=np.float64)
+        if model is not None:
+            det = load_detector(model)
+            scores = det.decision_function(X)
+            flagged = (scores > det.threshold_).astype(np.int64)
+            typer.echo(
+                f"{int(flagged.sum())} of {ds.n_samples} samples of {ds.name} flagged as outliers by {model} "
+                f"(threshold {det.threshold_:.4g}, fitted with contamination {det.contamination:g})"
+            )
+        else:
+            echo_seed(cfg.random_state)
+            det = AnomalyDetector(**cfg.to_dict())
+            det.fit(X, feature_names=list(ds.feature_names))
+            scores, flagged = det.decision_scores_, np.asarray(det.labels_, dtype=np.int64)
+            typer.echo(
+                f"{int(flagged.sum())} of {ds.n_samples} samples flagged as outliers (threshold {det.threshold_:.4g}; "
+                f"fitted in {det.fit_seconds_:.1f} s)"
+            )
+        ids = getattr(ds, "ids", None)
         for i in np.argsort(-scores, kind="stable")[:explain]:
-            typer.echo(f"sample {i}: " + det.explain(ds.X[i]).summary())
+            name = f"sample {i}" + (f" ({table.get('id_column')} {ids[i]})" if ids is not None else "")
+            typer.echo(f"{name}: " + det.explain(X[i]).summary())
         if out is not None:
-            if out.suffix != ".csv":
-                raise ConfigError(f"--out {out}: expected a .csv file name.")
-            table = np.column_stack([np.arange(ds.n_samples), scores, det.labels_])
-            save_array(table, out, ["index", "score", "outlier"], fmt=["%d", "%.7g", "%d"])
+            id_name = str(table.get("id_column") or "index") if ids is not None else "index"
+            keys = ids if ids is not None else np.arange(ds.n_samples)
+            table_out = np.column_stack([scores, flagged])
+            save_with_ids(table_out, out, ["score", "outlier"], keys, id_name, fmt=["%.7g", "%d"])
             typer.echo(f"scores written to {out}")
         if save is not None:
-            typer.echo(f"detector saved to {det.save(save)}")
+            folder = det.save(save)
+            write_json(folder / DATA_OPTIONS, {k: v for k, v in table.items() if v is not None})
+            typer.echo(f"detector saved to {folder} (score new data with: lucidae detect --model {folder} --data ...)")
     except LucidaeError as err:
         raise fail(err) from err
 
@@ -166,13 +219,17 @@ def topics(
     """
     from lucidae.applications.text import TextTopics, read_documents
 
-    try:
+    try:  # the options first: a bad one is a usage error (exit 2), found before any document is read
         cfg = TopicsConfig(**options)
         cfg.validate()
         if out is not None and out.suffix != ".json":
             raise ConfigError(f"--out {out}: expected a .json file name.")
+    except ConfigError as err:
+        raise usage_error(err) from err
+    try:
         docs, names = read_documents(data)
         typer.echo(f"learning {cfg.n_latents} topics (k={cfg.k}) from {len(docs)} documents", err=True)
+        echo_seed(cfg.random_state)
         tt = TextTopics(**cfg.to_dict()).fit(docs)
         found = tt.topics(top=top, n_documents=documents)
         typer.echo(
@@ -215,7 +272,11 @@ def register(app: typer.Typer) -> None:
     ['compress', 'decompress', 'detect', 'topics']
     """
     # their options come from the concern's config, as train's come from the model/train/data configs
-    app.command(name="detect")(with_options(detect, (AnomalyConfig,)))
+    # detect reads tables as train does (--id-column, --drop, --delimiter)
+    detect_command = with_options(
+        with_options(detect, (AnomalyConfig,)), (DataConfig,), only=table_fields(READ_OPTIONS)
+    )
+    app.command(name="detect")(detect_command)
     app.command(name="compress")(compress)
     app.command(name="decompress")(decompress)
     app.command(name="topics")(with_options(topics, (TopicsConfig,)))

@@ -67,6 +67,38 @@ def load_data(spec: str, table: dict[str, Any] | None = None) -> Dataset:
     return load_dataset(spec, **kwargs)
 
 
+def read_data_options(folder: Path) -> dict[str, Any]:
+    """The table options stored in ``folder/data_options.json`` (``{}`` without the file).
+
+    Raises
+    ------
+    CorruptFileError
+        When the file is not a small JSON object of table options.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> read_data_options(Path(tempfile.mkdtemp()))
+    {}
+    """
+    import json
+
+    from lucidae.errors import CorruptFileError
+
+    path = Path(folder) / DATA_OPTIONS
+    if not path.is_file():
+        return {}
+    try:
+        options = json.loads(path.read_text(encoding="utf-8")[:100_000])
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CorruptFileError(f"{path} could not be read ({err}); delete it, or save the detector again.") from err
+    if not isinstance(options, dict) or not all(
+        k in TABLE_FIELDS and (v is None or isinstance(v, str)) for k, v in options.items()
+    ):
+        raise CorruptFileError(f"{path} is not a set of table options {list(TABLE_FIELDS)}; delete it.")
+    return options
+
+
 def run_record(run_dir: Path) -> dict[str, Any]:
     """The run record of ``run_dir`` (``{}`` without one)."""
     from lucidae.io import read_run_record
