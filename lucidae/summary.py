@@ -234,8 +234,9 @@ def summarize(
         "n_dead",
         "sparsity",
         int(len(dead)),
-        f"{len(dead)} of {d} latents never fire on this data and explain nothing"
-        + (f" (latents {_short(dead)})" if len(dead) else "")
+        f"{len(dead)} of {d} latents {'never fires' if len(dead) == 1 else 'never fire'} on this data and "
+        f"{'explains' if len(dead) == 1 else 'explain'} nothing"
+        + (f" ({_short(dead)})" if len(dead) else "")
         + ".",
     )
     if isinstance(module, VariationalAutoEncoder):
@@ -244,9 +245,12 @@ def summarize(
             "n_collapsed",
             "sparsity",
             int(len(collapsed)),
-            f"{len(collapsed)} of {d} latents collapsed to the prior: their posterior mean varies by less than "
-            f"{metrics.COLLAPSE_VARIANCE:g} (variance) over this data, so they carry almost nothing"
-            + (f" (latents {_short(collapsed)})" if len(collapsed) else "")
+            f"{len(collapsed)} of {d} latents collapsed to the prior: "
+            + ("its posterior mean varies" if len(collapsed) == 1 else "their posterior means vary")
+            + f" by less than {metrics.COLLAPSE_VARIANCE:g} (variance) over this data, so "
+            + ("it carries" if len(collapsed) == 1 else "they carry")
+            + " almost nothing"
+            + (f" ({_short(collapsed)})" if len(collapsed) else "")
             + (". Every latent collapsed: lower beta or train longer." if len(collapsed) == d else "."),
         )
     add(
@@ -374,8 +378,15 @@ def _rows(X: Any, idx: Any) -> Any:
 
 
 def _short(idx: np.ndarray, k: int = 8) -> str:
+    """``"latent 3"`` or ``"latents 3, 5, ..."``: the first ``k`` indices, named in the singular or the plural.
+
+    Examples
+    --------
+    >>> _short(np.array([23])), _short(np.arange(10), k=3)
+    ('latent 23', 'latents 0, 1, 2, ...')
+    """
     items = ", ".join(str(int(i)) for i in idx[:k])
-    return items + (", ..." if len(idx) > k else "")
+    return ("latent " if len(idx) == 1 else "latents ") + items + (", ..." if len(idx) > k else "")
 
 
 def pca_angle_note(angle: float, k: int | None = None) -> str:

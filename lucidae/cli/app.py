@@ -35,7 +35,7 @@ from lucidae.cli.options import (
 )
 from lucidae.config import DataConfig, SweepConfig
 from lucidae.errors import ConfigError, LucidaeError
-from lucidae.io import RUN_FILE, write_json
+from lucidae.io import RUN_FILE, TRAIN_OPTIONS, write_json
 
 app = App(
     name="lucidae",
@@ -88,6 +88,9 @@ def train(
     checkpoint_every: Annotated[
         int, typer.Option(help="Epochs between checkpoints in OUT/checkpoint (0: only when interrupted).", min=0)
     ] = 1,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace the run already in --out (without it, train refuses an existing folder).")
+    ] = False,
     **options: Any,
 ) -> None:
     """Train an autoencoder on a dataset and save it to --out.
@@ -99,12 +102,18 @@ def train(
     together (DistributedDataParallel) and only the first writes files.
     """
     from lucidae.checkpoint import CHECKPOINT_DIR
+    from lucidae.cli.runfolder import RunFolder
     from lucidae.distributed import init_from_env, shutdown
     from lucidae.runs import estimator_from_configs, fit_run
     from lucidae.train import TrainingInterrupted
 
     main = init_from_env().rank == 0  # kept: after shutdown() every process looks like rank 0
+    # locked for the whole run; an existing folder needs --overwrite; a failure leaves nothing behind
+    folder = RunFolder(
+        resume if resume is not None else out, resume=resume is not None, overwrite=overwrite, writer=main
+    )
     try:
+        folder.claim()
         if resume is not None:
             out = resume
             options = read_train_options(resume)
@@ -143,13 +152,17 @@ def train(
         raise typer.Exit(code=130) from stop
     except LucidaeError as err:
         raise fail(err) from err
+    finally:
+        folder.release(sys.exc_info()[1])
     if not main:
         return
-    if record["metrics"]:
+    if record["metrics"].get("test_fvu") is not None:
         typer.echo(
             f"held-out FVU {record['metrics']['test_fvu']:.4f} "
             f"(explained variance {1 - record['metrics']['test_fvu']:.4f})"
         )
+    for key, why in record.get("metrics_notes", {}).items():
+        typer.echo(f"{key} not recorded: {why}")
     if "test_collapsed_latents" in record["metrics"]:
         collapsed, width = record["metrics"]["test_collapsed_latents"], est.model_config_.latent_dim
         typer.echo(
@@ -158,9 +171,6 @@ def train(
         )
     typer.echo(f"model saved to {out_dir}")
 
-
-TRAIN_OPTIONS = "train_options.json"
-"""Written by ``lucidae train`` into OUT before training: the options, for ``--resume``."""
 
 
 def write_train_options(out: Path, options: dict[str, Any]) -> None:
@@ -188,8 +198,11 @@ def read_train_options(run_dir: Path) -> dict[str, Any]:
     """
     path = Path(run_dir) / TRAIN_OPTIONS
     try:
+        if path.stat().st_size > 1 << 20:
+            raise ValueError(f"{path.stat().st_size} bytes; an options file is never that large")
         options = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    # ValueError covers JSONDecodeError and UnicodeDecodeError; RecursionError, nesting thousands deep
+    except (OSError, ValueError, RecursionError) as err:
         raise ConfigError(
             f"--resume {run_dir}: {path} could not be read ({err}). Pass the --out folder of a run that "
             "`lucidae train` started."
@@ -197,7 +210,14 @@ def read_train_options(run_dir: Path) -> dict[str, Any]:
     known = {f.name for cls in CLI_CONFIGS for f in fields(cls)}
     if not isinstance(options, dict) or not set(options) <= known:
         extra = sorted(set(options) - known) if isinstance(options, dict) else options
-        raise ConfigError(f"{path} holds unknown options {extra!r}; it was not written by this lucidae.")
+        raise ConfigError(f"{path} holds unknown options {extra!r:.200}; it was not written by this lucidae.")
+    for key, value in options.items():  # what the CLI writes: numbers, strings, booleans, null, lists of numbers
+        flat = value if isinstance(value, list) else [value]
+        if len(flat) > 10_000 or not all(v is None or isinstance(v, (str, int, float, bool)) for v in flat):
+            raise ConfigError(
+                f"{path}: option {key!r} is {value!r:.80}, which `lucidae train` never writes. The file is damaged "
+                "or was edited; start the run again without --resume."
+            )
     return options
 
 
@@ -429,6 +449,8 @@ def info(
     from lucidae.io import read_config, read_run_record
 
     try:
+        if not Path(run_dir).exists():
+            raise ConfigError(f"{run_dir} does not exist. Pass a folder written by `lucidae train --out`.")
         est = load(run_dir)
         run = read_run_record(run_dir, RUN_FILE)
     except NotAnEstimatorError:
@@ -460,7 +482,7 @@ def info(
     arch = "-".join(cfg.layer_shapes())
     lines = [
         f"{summary['estimator']} ({cfg.model}) {arch}, {n_params:,} parameters",
-        f"activations: hidden {cfg.activation}, latent {cfg.latent_activation}, output {cfg.output_activation}",
+        f"activations: {_activations(cfg)}",
         f"scaling: {summary['scaling']}; input features: {est.n_features_in_}"
         + (f" (images {est.image_shape_})" if est.image_shape_ else ""),
         f"trained {est.n_iter_} epochs in {est.fit_seconds_:.1f} s; final loss "
@@ -469,9 +491,60 @@ def info(
     ]
     if summary["data"]:
         lines.append(f"data: {summary['data'].get('description', '')}")
-    for key, value in summary["metrics"].items():
-        lines.append(f"{key}: {value}" if isinstance(value, int) else f"{key}: {value:.4f}")
+    notes = run.get("metrics_notes") or {}
+    lines += [_metric_line(key, value, notes.get(key)) for key, value in summary["metrics"].items()]
     typer.echo("\n".join(lines))
+
+
+SAE_CODES = {"sparse": "ReLU", "topk": "TopK (k={k})", "jumprelu": "JumpReLU"}
+"""The code of the sparse families, which their ``latent_activation`` does not describe."""
+
+
+def _activations(cfg: Any) -> str:
+    """What each layer applies, as the model family really builds it (a VAE's code is no ReLU).
+
+    Examples
+    --------
+    >>> from lucidae.config import ModelConfig
+    >>> _activations(ModelConfig(model="vae"))
+    'hidden relu, code Gaussian posterior (mean and log-variance, no activation), output sigmoid (bernoulli)'
+    >>> _activations(ModelConfig(model="topk", k=4))
+    'code TopK (k=4), output linear'
+    """
+    if cfg.model in SAE_CODES:
+        return f"code {SAE_CODES[cfg.model].format(k=cfg.k)}, output linear"
+    has_hidden = bool(cfg.hidden_dims) or "conv" in (cfg.model, cfg.architecture)
+    hidden = f"hidden {cfg.activation}, " if has_hidden else ""
+    if cfg.model in ("vae", "tcvae"):
+        output = "sigmoid (bernoulli)" if cfg.likelihood == "bernoulli" else f"{cfg.output_activation} (gaussian)"
+        return f"{hidden}code Gaussian posterior (mean and log-variance, no activation), output {output}"
+    return f"{hidden}code {cfg.latent_activation}, output {cfg.output_activation}"
+
+
+def _metric_line(key: str, value: Any, note: str | None = None) -> str:
+    """One line of ``info`` for a run metric; an FVU above 1 is said to be worse than predicting the mean.
+
+    Examples
+    --------
+    >>> _metric_line("test_fvu", 0.25)
+    'test_fvu: 0.2500 (explained variance 75.0%)'
+    >>> _metric_line("test_fvu", 1.002)
+    'test_fvu: 1.0020 (worse than predicting the mean sample: the model explains none of the variance)'
+    >>> _metric_line("test_collapsed_latents", 3)
+    'test_collapsed_latents: 3'
+    """
+    if value is None:
+        return f"{key}: not computed" + (f" ({note})" if note else "")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{key}: {value}"
+    line = f"{key}: {value:.4f}"
+    if key.endswith("fvu"):
+        line += (
+            f" (explained variance {1 - value:.1%})"
+            if value <= 1
+            else " (worse than predicting the mean sample: the model explains none of the variance)"
+        )
+    return line
 
 
 @app.command()
@@ -566,10 +639,53 @@ register_applications(app)
 register_interop(app)
 
 
+def system_error(err: BaseException) -> str:
+    """One line for an error from the operating system or the interpreter: what failed, where, and what to do.
+
+    Examples
+    --------
+    >>> system_error(PermissionError(13, "Permission denied", "runs/x"))
+    'error: runs/x: permission denied. Check the permissions of runs/x, or use another folder.'
+    >>> system_error(OSError(28, "No space left on device", "runs/x"))
+    'error: runs/x: no space left on device. Free some disk space, or write somewhere else.'
+    """
+    import errno
+
+    if isinstance(err, MemoryError):
+        return "error: out of memory. Use smaller sizes (--hidden-dims, --latent-dim, --batch-size) or less data."
+    if isinstance(err, RecursionError):
+        return "error: an input is nested too deeply to read (a damaged or hostile file); check the files given."
+    assert isinstance(err, OSError)
+    where = err.filename if err.filename is not None else None
+    what = (err.strerror or str(err) or type(err).__name__).strip().rstrip(".")
+    what = what[:1].lower() + what[1:]
+    advice = {
+        errno.EACCES: f"Check the permissions of {where}, or use another folder.",
+        errno.EPERM: f"Check the permissions of {where}, or use another folder.",
+        errno.EROFS: "The file system is read-only; write somewhere else.",
+        errno.ENOSPC: "Free some disk space, or write somewhere else.",
+        errno.EDQUOT: "Your disk quota is used up; free some space, or write somewhere else.",
+        errno.ENOENT: "Check the path.",
+        errno.ENAMETOOLONG: "Use a shorter path.",
+        errno.EMFILE: "Too many files are open; close some programs and try again.",
+    }.get(err.errno or 0, "Check the path and try again.")
+    if where is None and "No space left" in what:
+        advice = "Free some disk space, or write somewhere else."
+    return f"error: {where + ': ' if where else ''}{what}. {advice}"
+
+
 def main() -> None:
-    """Entry point of the ``lucidae`` console script."""
+    """Entry point of the ``lucidae`` console script.
+
+    Errors from the operating system (a full disk, a read-only or unreadable folder) and
+    from the interpreter (out of memory, input nested too deeply) end as one line naming
+    the path and what to do, with exit code 1, never as a traceback.
+    """
     try:
         app()
     except KeyboardInterrupt:  # pragma: no cover - interactive
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except (OSError, MemoryError, RecursionError) as err:
+        typer.secho(system_error(err), fg=typer.colors.RED, err=True)
+        sys.exit(1)
