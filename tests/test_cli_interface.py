@@ -101,3 +101,17 @@ def test_exit_code_1_for_runtime_errors_2_for_usage_errors(tmp_path):
     assert runner.invoke(app, ["train", "--latent-dim", "0", "--out", str(tmp_path / "r")]).exit_code == 2
     assert runner.invoke(app, ["train", "--epochs", "x"]).exit_code == 2
     assert runner.invoke(app, ["encode"]).exit_code == 2  # missing argument
+
+
+def test_a_missing_optional_package_is_one_clear_line(tmp_path, monkeypatch):
+    import lucidae.report
+
+    def needs_matplotlib(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'matplotlib'", name="matplotlib")
+
+    monkeypatch.setattr(lucidae.report, "build_report", needs_matplotlib)
+    result = runner.invoke(app, ["report", str(tmp_path), "--data", "digits"])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "`lucidae report` needs the package 'matplotlib', which is not installed: pip install" in result.output
+    assert "Traceback" not in result.output

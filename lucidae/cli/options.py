@@ -83,7 +83,16 @@ def _hide_flag_types(params: list[Any]) -> None:
 
 
 class Command(TyperCommand):
-    """A lucidae command: arguments named in capitals (``RUN_DIR``), flags shown without a type."""
+    """A lucidae command: arguments named in capitals (``RUN_DIR``), flags shown without a type, and an
+    optional dependency that is not installed said in one line (exit 1), not a traceback."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ModuleNotFoundError as err:
+            if not err.name or err.name.split(".")[0] == "lucidae":
+                raise  # lucidae's own module missing is a broken install, not a missing extra
+            raise missing_extra(err, f"`lucidae {ctx.info_name}`") from err
 
     def get_params(self, ctx: Any) -> list[Any]:
         params = super().get_params(ctx)
@@ -321,17 +330,21 @@ def usage_error(err: Exception) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+EXTRAS = {"captum": "lucidae[explain]", "zarr": "lucidae[zarr]", "PIL": "pillow"}
+"""What to install for an optional package that is missing (the package itself when not listed)."""
+
+
 def missing_extra(err: ImportError, feature: str) -> typer.Exit:
     """One line for an optional dependency that is not installed, naming the pip command that adds it (code 1).
 
     Examples
     --------
-    >>> missing_extra(ModuleNotFoundError("No module named 'captum'", name="captum"), "explanations").exit_code
+    >>> missing_extra(ModuleNotFoundError("No module named 'captum'", name="captum"), "`lucidae x`").exit_code
     1
     """
-    name = getattr(err, "name", None) or str(err)
+    name = (getattr(err, "name", None) or str(err)).split(".")[0]
     typer.secho(
-        f"error: {feature} need the package {name!r}, which is not installed: pip install {name}",
+        f"error: {feature} needs the package {name!r}, which is not installed: pip install '{EXTRAS.get(name, name)}'",
         fg=typer.colors.RED,
         err=True,
     )
