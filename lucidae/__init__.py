@@ -32,8 +32,8 @@ if TYPE_CHECKING:
         LinearAutoEncoder,
         SparseAutoEncoder,
         TopKAutoEncoder,
-        load,
     )
+    from lucidae.estimators.persist import load_any as load
 
 _LAZY = {
     "AnomalyDetector": "lucidae.applications.anomaly",
@@ -45,7 +45,7 @@ _LAZY = {
     "SparseAutoEncoder": "lucidae.estimators",
     "TopKAutoEncoder": "lucidae.estimators",
     "VAE": "lucidae.estimators",
-    "load": "lucidae.estimators",
+    "load": "lucidae.estimators.persist:load_any",
 }
 """Public name to the module that defines it, imported when the name is first asked for."""
 
@@ -53,7 +53,8 @@ _LAZY = {
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'lucidae' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
+    module, _, attribute = _LAZY[name].partition(":")  # "module:attribute" where the names differ
+    value = getattr(importlib.import_module(module), attribute or name)
     globals()[name] = value  # asked once: later lookups are plain attribute reads
     return value
 

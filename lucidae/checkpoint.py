@@ -23,6 +23,7 @@ from torch import Tensor
 
 from lucidae.errors import CorruptFileError
 from lucidae.io import read_config, read_tensors, write_model_dir
+from lucidae.schema import check_history
 
 CHECKPOINT_DIR = "checkpoint"
 """Name of the checkpoint folder inside a run folder (``lucidae train --out RUN``)."""
@@ -126,6 +127,7 @@ def load_checkpoint(path: str | os.PathLike) -> TrainState:
             f"Pass the run folder of `lucidae train`; its checkpoint lives in RUN/{CHECKPOINT_DIR}."
         )
     tensors = read_tensors(path, meta)
+    _check_meta(path, meta)
     try:
         groups: dict[str, dict[str, Tensor]] = {"module": {}, "best": {}, "rng": {}}
         optim_state: dict[int, dict[str, Any]] = {}
@@ -160,6 +162,67 @@ def load_checkpoint(path: str | os.PathLike) -> TrainState:
             raise
         raise CorruptFileError(f"{path} is not a valid checkpoint: {err!r}. Start the run again.") from err
     return state
+
+
+_GROUP_NUMBERS = ("lr", "eps", "weight_decay", "initial_lr")
+"""Optimiser settings that must be finite numbers >= 0."""
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_meta(path: Any, meta: dict[str, Any]) -> None:
+    """Refuse a checkpoint whose optimiser settings, losses or history the trainer could not use.
+
+    torch trusts an optimiser's state dict: Adam betas that are a string fail deep inside
+    the first step with "not enough values to unpack". Every field is checked here instead,
+    with a message that names it.
+    """
+
+    def bad(field: str, value: Any, expected: str) -> CorruptFileError:
+        return CorruptFileError(
+            f"{path}: the checkpoint's {field} is {value!r:.80}; expected {expected}. The checkpoint is damaged "
+            "or was edited; start the run again without --resume."
+        )
+
+    groups = meta.get("optimizer_param_groups")
+    if not isinstance(groups, list) or len(groups) > 64:
+        raise bad("optimizer_param_groups", groups, "a list of at most 64 parameter groups")
+    for i, group in enumerate(groups):
+        if not isinstance(group, dict):
+            raise bad(f"optimizer_param_groups[{i}]", group, "an object")
+        params = group.get("params")
+        if not isinstance(params, list) or not all(isinstance(p, int) and not isinstance(p, bool) for p in params):
+            raise bad(f"optimizer_param_groups[{i}].params", params, "a list of parameter numbers")
+        for key, value in group.items():
+            if key == "params":
+                continue
+            where = f"optimizer_param_groups[{i}].{key}"
+            if key == "betas":
+                if not (isinstance(value, list) and len(value) == 2 and all(_number(b) and 0 <= b < 1 for b in value)):
+                    raise bad(where, value, "two numbers in [0, 1)")
+            elif key in _GROUP_NUMBERS:
+                if not (_number(value) and value >= 0):
+                    raise bad(where, value, "a finite number >= 0")
+            elif not (value is None or isinstance(value, bool) or _number(value)):
+                raise bad(where, value, "true, false, null or a number")
+    scalars = meta.get("optimizer_scalars") or {}
+    if not isinstance(scalars, dict) or not all(
+        isinstance(k, str) and k.isdigit() and isinstance(v, dict) and all(_number(x) for x in v.values())
+        for k, v in scalars.items()
+    ):
+        raise bad("optimizer_scalars", scalars, "an object of parameter numbers to objects of numbers")
+    for key in ("best_val", "first_loss"):
+        value = meta.get(key)
+        if value is not None and not _number(value):
+            raise bad(key, value, "null or a finite number")
+    if not isinstance(meta.get("train_config"), dict):
+        raise bad("train_config", meta.get("train_config"), "an object")
+    try:
+        check_history(path, meta.get("history"))
+    except CorruptFileError as err:
+        raise CorruptFileError(f"{err} (in the checkpoint; start the run again without --resume)") from err
 
 
 def _nonneg_int(value: Any, name: str) -> int:

@@ -22,6 +22,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable, Collection
 from pathlib import Path
@@ -33,9 +34,10 @@ from sklearn.model_selection import train_test_split
 from lucidae.config import DataConfig, ModelConfig, TrainConfig, defaults
 from lucidae.datasets import Dataset
 from lucidae.distributed import is_main
-from lucidae.errors import DataError
+from lucidae.errors import DataError, LucidaeError
 from lucidae.estimators import BaseAutoEncoder, estimator_for
-from lucidae.io import RUN_FILE, read_run_record
+from lucidae.io import CONFIG, RUN_FILE, check_replaceable, read_run_record
+from lucidae.memory import check_fits, parameter_count, training_bytes
 from lucidae.metrics import FidelityAccumulator, collapsed_latents
 from lucidae.models.vae import VariationalAutoEncoder
 
@@ -43,8 +45,90 @@ EVAL_ROWS = 8_192
 """Held-out rows evaluated at a time after training (the held-out share of a streamed file may not fit in memory)."""
 
 
+NOT_COMPUTED = {
+    "test_fvu": "the held-out data has (almost) no variance in the model's scaled space, so the fraction of "
+    "variance unexplained is undefined",
+    "test_mse": "the reconstructions of the held-out data overflowed",
+}
+"""Why a held-out metric is recorded as null: ``run.json`` then says so in ``metrics_notes``."""
+
+
+class SaveFailedError(LucidaeError, OSError):
+    """The model was trained but could not be written; the message says where the trained weights are.
+
+    Examples
+    --------
+    >>> issubclass(SaveFailedError, OSError) and issubclass(SaveFailedError, LucidaeError)
+    True
+    """
+
+
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr)
+
+
+def finite_metrics(metrics: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """``metrics`` with every NaN or infinite value made None, and the reason for each.
+
+    JSON has no NaN or infinity; a metric that cannot be computed is recorded as null with
+    a note, rather than failing the write of the run record (or writing invalid JSON).
+
+    Examples
+    --------
+    >>> finite_metrics({"test_fvu": float("inf"), "test_mse": 0.5})
+    ({'test_fvu': None, 'test_mse': 0.5}, {'test_fvu': "the held-out data has (almost) no variance in the \
+model's scaled space, so the fraction of variance unexplained is undefined"})
+    """
+    clean, notes = {}, {}
+    for key, value in metrics.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            clean[key] = None
+            notes[key] = NOT_COMPUTED.get(key, f"the value was {value}, which JSON cannot hold")
+        else:
+            clean[key] = value
+    return clean, notes
+
+
+def check_training_memory(est: BaseAutoEncoder, dataset: Dataset) -> None:
+    """Refuse a model whose training would not fit in this machine's memory, before anything is allocated.
+
+    The estimate (:func:`lucidae.memory.training_bytes`) counts the weights, their
+    gradients, Adam's moments and the copies training keeps, and one batch's activations;
+    parameters are counted without allocating (:func:`lucidae.memory.parameter_count`).
+    A config the estimator itself refuses is left for ``fit`` to report.
+
+    Raises
+    ------
+    ConfigError
+        Naming the estimate, the machine's memory and the options to shrink.
+
+    Examples
+    --------
+    >>> from lucidae.datasets import load_digits
+    >>> from lucidae.estimators import AutoEncoder
+    >>> check_training_memory(AutoEncoder(hidden_dims=(10**6, 10**6)), load_digits())  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    lucidae.errors.ConfigError: training AutoEncoder 64-1000000-...-64 (2,000,196,000,096 parameters) needs ... TB...
+    """
+    had_shape = hasattr(est, "image_shape_")
+    if not had_shape:
+        est.image_shape_ = dataset.image_shape  # as fit sets it before it builds the model config
+    try:
+        cfg = est.get_model_config(dataset.n_features)
+        batch = est.get_train_config().batch_size
+        n_params = parameter_count(cfg)
+        widths = [int(w) for w in "-".join(cfg.layer_shapes()).split("-") if w.isdigit()]
+    except (LucidaeError, AttributeError, TypeError, ValueError, RuntimeError):
+        return  # fit reports a config it refuses, in its own words
+    finally:
+        if not had_shape:
+            del est.image_shape_
+    check_fits(
+        training_bytes(n_params, batch_size=min(batch, dataset.n_samples), widths=widths),
+        f"training {type(est).__name__} {'-'.join(cfg.layer_shapes())} ({n_params:,} parameters)",
+        hint="Choose smaller --hidden-dims / --latent-dim (or a smaller --batch-size).",
+    )
 
 
 def estimator_from_configs(
@@ -72,7 +156,7 @@ def estimator_from_configs(
     own = cls().get_params(deep=False)
     config_defaults = {**defaults(ModelConfig), **defaults(TrainConfig)}
     # the estimators speak the configs' scaling vocabulary ("none" included): passed as it is
-    values = {**model.to_dict(), **train_cfg.to_dict(), "scaling": data.scaling}
+    values = {**model.to_dict(), **train_cfg.to_dict(), "scaling": data.scaling, "impute": data.impute}
     values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items() if k in own}
     values = {
         k: v
@@ -122,7 +206,7 @@ def held_out_metrics(est: BaseAutoEncoder, X: Any, test_idx: np.ndarray) -> dict
         acc.update(est.scaler_.transform(block), est.scaler_.transform(est.reconstruct(block)))
         if variational:
             codes.append(est.transform(block))
-    metrics: dict[str, Any] = {"test_fvu": acc.fvu, "test_mse": acc.mse}
+    metrics: dict[str, Any] = {"test_fvu": float(acc.fvu), "test_mse": float(acc.mse)}
     if variational and len(test_idx) >= 2:
         metrics["test_collapsed_latents"] = int(len(collapsed_latents(codes)))
     return metrics
@@ -191,6 +275,8 @@ def fit_run(
             f"{dataset.n_features} features ({len(test_idx)} held out"
             + (", the last rows; streamed from disk: the file is too large to load)" if streaming else ")")
         )
+    check_replaceable(out)  # before training, not after: a file or a foreign folder is never replaced
+    check_training_memory(est, dataset)
     X_train = dataset.X[: len(train_idx)] if streaming else dataset.X[train_idx]
     est.fit(X_train, feature_names=dataset.feature_names, image_shape=dataset.image_shape, **(fit_params or {}))
     if not is_main():
@@ -203,9 +289,27 @@ def fit_run(
         # a streamed file's held-out rows are one run, recorded as such: millions of indices would not fit run.json
         **({"test_rows": [int(test_idx[0]), int(test_idx[-1]) + 1]} if streaming and len(test_idx) else {}),
         "test_indices": [] if streaming else test_idx.tolist(),
-        "metrics": held_out_metrics(est, dataset.X, test_idx),
     }
-    return est.save(out, run=record), record
+    record["metrics"], notes = finite_metrics(held_out_metrics(est, dataset.X, test_idx))
+    if notes:
+        record["metrics_notes"] = notes
+    try:
+        return est.save(out, run=record), record
+    except OSError as err:
+        checkpoint = (fit_params or {}).get("checkpoint_dir")
+        kept = checkpoint is not None and (Path(checkpoint) / CONFIG).is_file()
+        raise SaveFailedError(
+            f"The model was trained but could not be saved to {out}: {err.strerror or err}"
+            + (f" ({err.filename})" if err.filename else "")
+            + ". "
+            + (
+                f"Nothing trained is lost: the trained weights are in the checkpoint {checkpoint}; once the "
+                f"problem is fixed (free space, permissions), `lucidae train --resume {out}` saves them "
+                "without training again."
+                if kept
+                else "The fitted estimator is still in memory: fix the problem and call its save() again."
+            )
+        ) from err
 
 
 def eval_split(run: dict[str, Any], n_samples: int) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -245,9 +349,13 @@ def eval_split(run: dict[str, Any], n_samples: int) -> tuple[np.ndarray, np.ndar
 
 __all__ = [
     "EVAL_ROWS",
+    "NOT_COMPUTED",
     "RUN_FILE",
+    "SaveFailedError",
+    "check_training_memory",
     "estimator_from_configs",
     "eval_split",
+    "finite_metrics",
     "fit_run",
     "held_out_metrics",
     "read_run_record",

@@ -55,6 +55,9 @@ CONFIG_KEYS: dict[str, tuple[bool, str]] = {
 }
 """Top-level keys of a saved ``config.json``: name to (required, what it holds)."""
 
+DATA_CHOSEN = ("output_activation",)
+"""ModelConfig fields that fit may choose from the data (``scaling="auto"``), so the params need not imply them."""
+
 SCALER_KINDS = ("uint8", "identity", "minmax", "standard")
 """Values of ``Scaler.kind`` that a saved model may hold."""
 
@@ -150,6 +153,20 @@ def _check_history(path: Any, history: Any) -> None:
         raise _fail(path, f"history.stopped_early must be true or false, found {history['stopped_early']!r:.60}.")
 
 
+def check_history(path: Any, history: Any) -> None:
+    """Refuse a saved training history that is not an object of records, best epoch and early-stop flag.
+
+    Examples
+    --------
+    >>> check_history("config.json", {"records": [{"epoch": 1, "loss": 0.5}], "best_epoch": 1})
+    >>> check_history("config.json", {"records": "lots"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    lucidae.errors.CorruptFileError: config.json: history.records must be a list, found 'lots'...
+    """
+    _check_history(path, history)
+
+
 def validate_saved_config(
     config: dict[str, Any], path: Any = "config.json", *, estimators: Mapping[str, type]
 ) -> dict[str, Any]:
@@ -236,12 +253,24 @@ def validate_saved_config(
     est.image_shape_ = tuple(shape) if isinstance(shape, list) and all(_is_int(s) for s in shape) else None
     try:
         est.get_train_config()
-        est.get_model_config(n)
+        implied = est.get_model_config(n, fitted_scaling=str(config["scaling"]))
         est.get_scaling()
     except ConfigError as err:
         raise _fail(path, f"params are invalid: {err}") from err
     except (TypeError, ValueError) as err:  # a param of a type no config check anticipated
         raise _fail(path, f"params are invalid: {err!r:.200}") from err
+    # The module is built from "model", the estimator's behaviour from "params": they must tell one story
+    # (but for the fields fit chooses from the data, which the checksum covers).
+    saved, wanted = model_cfg.to_dict(), implied.to_dict()
+    differ = sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k) and k not in DATA_CHOSEN)
+    if differ:
+        key = differ[0]
+        raise _fail(
+            path,
+            f"model.{key}={saved.get(key)!r:.60} but the params imply {key}={wanted.get(key)!r:.60}"
+            + (f" (and {len(differ) - 1} more field(s) disagree: {differ[1:6]})" if len(differ) > 1 else "")
+            + "; they must agree.",
+        )
 
     if config["scaling"] not in SCALER_KINDS:
         raise _fail(path, f"scaling={config['scaling']!r:.60} is not known; allowed values are {list(SCALER_KINDS)}.")
@@ -396,7 +425,7 @@ def _why_refused(
     return f"safetensors refuses its header ({reason:.300})."
 
 
-def expected_tensors(model_cfg: Any, n_features: int) -> dict[str, tuple[list[int], str]]:
+def expected_tensors(model_cfg: Any, n_features: int, *, impute: bool = False) -> dict[str, tuple[list[int], str]]:
     """Names, shapes and dtypes of the tensors a saved estimator with ``model_cfg`` must hold.
 
     The module is built on PyTorch's ``meta`` device, which records shapes without
@@ -416,6 +445,8 @@ def expected_tensors(model_cfg: Any, n_features: int) -> dict[str, tuple[list[in
     }
     out["scaler.offset"] = ([n_features], "F64")
     out["scaler.scale"] = ([n_features], "F64")
+    if impute:  # an estimator with impute keeps its fill of missing values with the scaling
+        out["scaler.fill"] = ([n_features], "F64")
     return out
 
 
@@ -453,3 +484,293 @@ def _tensor_mismatch(header: dict[str, dict[str, Any]], expected: dict[str, tupl
                 f"shape {shape} and dtype {dtype}."
             )
     return None
+
+
+# --------------------------------------------------------------------------- values and saving
+def _header_of(tensors: Mapping[str, torch.Tensor]) -> dict[str, dict[str, Any]]:
+    """What a safetensors header would say of ``tensors``."""
+    return {
+        name: {"dtype": _TORCH_TO_SAFETENSORS.get(str(t.dtype), str(t.dtype)), "shape": list(t.shape)}
+        for name, t in tensors.items()
+    }
+
+
+MAX_WEIGHT = 1e12
+"""Largest weight magnitude a saved model may hold: beyond it float32 arithmetic overflows to inf and NaN."""
+
+
+def check_tensor_values(tensors: Mapping[str, torch.Tensor], path: Any = "model.safetensors") -> None:
+    """Refuse NaN, infinite or absurdly large (> :data:`MAX_WEIGHT`) values in any floating tensor.
+
+    A model whose weights are NaN, or 1e38 (finite, but overflowing at the first
+    multiplication), would load and encode to NaN without complaint.
+
+    Examples
+    --------
+    >>> check_tensor_values({"module.w": torch.tensor([1.0, float("nan")])})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    lucidae.errors.CorruptFileError: model.safetensors: tensor 'module.w' holds 1 NaN or infinite value(s)...
+    """
+    for name, tensor in tensors.items():
+        if not torch.is_floating_point(tensor) or tensor.numel() == 0:
+            continue
+        finite = torch.isfinite(tensor)
+        if not bool(finite.all()):
+            bad = int((~finite).sum())
+            raise _fail(path, f"tensor {name!r:.80} holds {bad} NaN or infinite value(s); a trained model has none.")
+        largest = float(tensor.abs().max())
+        if largest > MAX_WEIGHT:
+            raise _fail(
+                path,
+                f"tensor {name!r:.80} holds a value of magnitude {largest:.3g}, beyond {MAX_WEIGHT:g}; "
+                "float32 arithmetic on it overflows.",
+            )
+
+
+def check_saveable(
+    config: dict[str, Any], tensors: Mapping[str, torch.Tensor], *, estimators: Mapping[str, type]
+) -> None:
+    """Check a fitted estimator's config and tensors as :func:`lucidae.load` will, before they are written.
+
+    lucidae then never writes a folder it would refuse to load: the config must pass
+    :func:`validate_saved_config` (params and model agreeing), the tensors must be exactly
+    the ones the config implies (:func:`check_tensors`) and hold finite values
+    (:func:`check_tensor_values`).
+
+    Raises
+    ------
+    CorruptFileError
+        Naming what is wrong; nothing has been written.
+
+    Examples
+    --------
+    >>> check_saveable({"estimator": "X"}, {}, estimators={})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    lucidae.errors.CorruptFileError: the model to save: required key(s) [...] are missing...
+    """
+    where = "the model to save"
+    sealed = {"format_version": 2, **config, "sha256": "0" * 64}
+    spec = validate_saved_config(sealed, where, estimators=estimators)
+    header = _header_of(tensors)
+    impute = spec["params"].get("impute") is not None
+    check_tensors(header, expected_tensors(spec["model"], spec["n_features"], impute=impute), where)
+    check_tensor_values(tensors, where)
+
+
+# --------------------------------------------------------------------------- detectors and topic models
+_HOLDER_COMMON: dict[str, tuple[bool, str]] = {
+    "format_version": (True, "the directory layout version, an integer"),
+    "lucidae_version": (False, "the lucidae version that wrote the model, a string"),
+    "estimator": (True, "the class name, a string"),
+    "params": (True, "the parameters, an object"),
+    "fit_seconds": (False, "training time in seconds, a number >= 0"),
+    "inner_sha256": (True, "the checksum of the estimator inside, 64 hex digits"),
+    "sha256": (True, "the checksum of model.safetensors and config.json, 64 hex digits"),
+}
+
+HOLDER_KEYS: dict[str, dict[str, tuple[bool, str]]] = {
+    "AnomalyDetector": {
+        **_HOLDER_COMMON,
+        "n_features_in": (True, "the number of input features, a positive integer"),
+        "feature_names": (True, "one name per input feature, a list of strings"),
+        "feature_names_in": (False, "the DataFrame column names seen in fit, a list of strings or null"),
+        "threshold": (True, "the anomaly score above which a sample is an outlier, a finite number"),
+        "error_mean": (True, "the mean training reconstruction error, a finite number > 0"),
+    },
+    "TextTopics": {
+        **_HOLDER_COMMON,
+        "vocabulary": (True, "the words, a list of distinct strings"),
+        "n_documents": (True, "the number of training documents, an integer >= 0"),
+    },
+}
+"""Top-level keys of the ``config.json`` of a saved detector or topic model: name to (required, what it holds)."""
+
+
+def _check_keys(config: Any, schema: Mapping[str, tuple[bool, str]], path: Any) -> None:
+    if not isinstance(config, dict):
+        raise _fail(path, f"the top level must be a JSON object, found {_describe(config)}.")
+    unknown = sorted(set(config) - set(schema))
+    if unknown:
+        raise _fail(path, f"unknown key(s) {unknown[:5]}; the keys lucidae writes are {sorted(schema)}.")
+    missing = sorted(k for k, (required, _) in schema.items() if required and k not in config)
+    if missing:
+        raise _fail(path, f"required key(s) {missing} are missing ({schema[missing[0]][1]}).")
+
+
+def _finite(path: Any, key: str, value: Any, *, low: float = -math.inf, strict: bool = False) -> None:
+    ok = _is_number(value) and math.isfinite(value) and (value > low if strict else value >= low)
+    if not ok:
+        bound = "" if low == -math.inf else f" {'>' if strict else '>='} {low:g}"
+        raise _fail(path, f"{key} must be a finite number{bound}, found {value!r:.60}.")
+
+
+def validate_holder_config(config: Any, owner: str, path: Any = "config.json") -> dict[str, Any]:
+    """Check the ``config.json`` of a saved detector or topic model before anything is read or built.
+
+    Unknown and missing keys, wrong types, a non-finite threshold or error, and checksums
+    that are not 64 hex digits are refused. The parameters themselves are checked by the
+    class's own validation when it is built.
+
+    Raises
+    ------
+    CorruptFileError
+        Naming the key, what it holds and what was expected.
+
+    Examples
+    --------
+    >>> validate_holder_config({"estimator": "AnomalyDetector", "threshold": "nan"}, "AnomalyDetector")
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    lucidae.errors.CorruptFileError: config.json: required key(s) [...] are missing...
+    """
+    schema = HOLDER_KEYS[owner]
+    _check_keys(config, schema, path)
+    if not _is_int(config["format_version"]):
+        raise _fail(path, f"format_version must be an integer, found {config['format_version']!r:.60}.")
+    version = config.get("lucidae_version", "")
+    if not isinstance(version, str) or len(version) > MAX_NAME_LENGTH:
+        raise _fail(path, f"lucidae_version must be a short string, found {_describe(version)}.")
+    if config["estimator"] != owner:
+        raise _fail(path, f"estimator must be {owner!r}, found {config['estimator']!r:.60}.")
+    if not isinstance(config["params"], dict):
+        raise _fail(path, f"params must be an object, found {_describe(config['params'])}.")
+    for key in ("sha256", "inner_sha256"):
+        if not isinstance(config[key], str) or not re.fullmatch(r"[0-9a-f]{64}", config[key]):
+            raise _fail(path, f"{key} must be 64 lowercase hex digits, found {config[key]!r:.80}.")
+    _finite(path, "fit_seconds", config.get("fit_seconds", 0.0), low=0.0)
+    if owner == "AnomalyDetector":
+        n = config["n_features_in"]
+        if not _is_int(n) or not 1 <= n <= 100_000_000:
+            raise _fail(path, f"n_features_in must be an integer in [1, 100000000], found {n!r:.60}.")
+        _check_names(path, "feature_names", config["feature_names"], n)
+        _check_names(path, "feature_names_in", config.get("feature_names_in"), n)
+        _finite(path, "threshold", config["threshold"])
+        _finite(path, "error_mean", config["error_mean"], low=0.0, strict=True)
+    else:
+        words = config["vocabulary"]
+        if (
+            not isinstance(words, list)
+            or not words
+            or not all(isinstance(w, str) and len(w) <= MAX_NAME_LENGTH for w in words)
+            or len(set(words)) != len(words)
+        ):
+            raise _fail(path, f"vocabulary must be a non-empty list of distinct words, found {_describe(words)}.")
+        n_docs = config["n_documents"]
+        if not _is_int(n_docs) or not 0 <= n_docs <= 2**40:
+            raise _fail(path, f"n_documents must be an integer >= 0, found {n_docs!r:.60}.")
+    return config
+
+
+def holder_tensors(
+    config: dict[str, Any], owner: str, header: Mapping[str, Mapping[str, Any]], *, n_features: int, latent_dim: int
+) -> dict[str, tuple[list[int], str]]:
+    """The tensors a saved detector or topic model must hold, given its config and the estimator inside.
+
+    ``header`` (:func:`read_safetensors_header`) supplies the sizes the config does not
+    record (how many training scores and reference rows a detector kept); everything else
+    follows from ``config`` and the inner estimator's ``n_features`` and ``latent_dim``.
+
+    Examples
+    --------
+    >>> cfg = {"params": {}, "vocabulary": ["a", "b"], "n_documents": 3}
+    >>> holder_tensors(cfg, "TextTopics", {}, n_features=2, latent_dim=4)["codes"]
+    ([3, 4], 'F32')
+    """
+    if owner == "TextTopics":
+        n_words = len(config["vocabulary"])
+        out = {
+            "codes": ([config["n_documents"], latent_dim], "F32"),
+            "components": ([latent_dim, n_words], "F32"),
+        }
+        if config["params"].get("vectorizer", "tfidf") == "tfidf":
+            out["idf"] = ([n_words], "F64")
+        return out
+    d = config["n_features_in"]
+    scores = header.get("decision_scores", {}).get("shape") or [0]
+    reference = header.get("reference_index", {}).get("shape") or [0]
+    out = {
+        "center": ([d], "F64"),
+        "scale": ([d], "F64"),
+        "decision_scores": ([int(scores[0])], "F64"),
+        "reference": ([int(reference[0]), d], "F32"),
+        "reference_index": ([int(reference[0])], "I64"),
+    }
+    if config["params"].get("scoring") in ("likelihood", "ensemble"):
+        out["latent_mean"] = ([latent_dim], "F64")
+        out["latent_precision"] = ([latent_dim, latent_dim], "F64")
+    if config["params"].get("scoring") == "ensemble":  # the neighbours' reference, the forest, 3 members
+        n_ref = int((header.get("knn_reference", {}).get("shape") or [0])[0])
+        trees = [int(v) for v in header.get("forest_feature", {}).get("shape") or [0, 0]]
+        out["knn_reference"] = ([n_ref, d], "F32")
+        out.update({f"member_{k}": ([3], "F64") for k in ("location", "scale")})
+        out.update({f"forest_{k}": (trees, "I64") for k in ("feature", "left", "right")})
+        out.update({f"forest_{k}": (trees, "F64") for k in ("threshold", "leaf_depth")})
+        out["forest_normaliser"] = ([1], "F64")
+    return out
+
+
+def _check_forest(read: Mapping[str, torch.Tensor], n_features: int, path: Any) -> None:
+    """Refuse trees that point outside their tables or back up the tree (a loop scoring would never leave)."""
+    feature, left, right = (read[f"forest_{key}"] for key in ("feature", "left", "right"))
+    n_nodes = feature.shape[1] if feature.ndim == 2 else 0
+    if feature.numel() and (int(feature.min()) < 0 or int(feature.max()) >= n_features):
+        raise _fail(path, f"tensor 'forest_feature' holds feature numbers outside [0, {n_features}).")
+    node = torch.arange(n_nodes).expand_as(left) if n_nodes else left
+    for name, child in (("forest_left", left), ("forest_right", right)):
+        inner = child != -1
+        if bool((inner & ((child <= node) | (child >= n_nodes))).any()):
+            raise _fail(
+                path,
+                f"tensor {name!r} holds node numbers that are not -1 (a leaf) or a later node of the same tree; "
+                "scoring would leave the tree or loop.",
+            )
+
+
+def check_holder(
+    config: dict[str, Any],
+    owner: str,
+    tensors: Mapping[str, Any],
+    *,
+    n_features: int,
+    latent_dim: int,
+    path: Any = "model.safetensors",
+) -> None:
+    """Refuse a detector's or topic model's tensors unless shapes, dtypes and values are what ``config`` implies.
+
+    ``tensors`` is a safetensors header (name to ``{"dtype", "shape"}``, checked before
+    anything is read) or the tensors themselves (their shapes checked, and then their
+    values: finite; a detector's scales > 0, its reference rows numbers of training
+    samples, its training scores ordered as its threshold implies).
+
+    Raises
+    ------
+    CorruptFileError
+        Naming the tensor and what was expected.
+    """
+    read = {k: v for k, v in tensors.items() if isinstance(v, torch.Tensor)}
+    header = _header_of(read) if read else dict(tensors)
+    expected = holder_tensors(config, owner, header, n_features=n_features, latent_dim=latent_dim)
+    check_tensors(header, expected, path)
+    if owner == "AnomalyDetector" and config["n_features_in"] != n_features:
+        raise _fail(path, f"n_features_in={config['n_features_in']} but the estimator inside takes {n_features}.")
+    if owner == "TextTopics" and len(config["vocabulary"]) != n_features:
+        raise _fail(
+            path, f"the vocabulary has {len(config['vocabulary'])} words but the estimator inside takes {n_features}."
+        )
+    if not read:
+        return
+    check_tensor_values(read, path)
+    if owner == "AnomalyDetector":
+        if bool((read["scale"] <= 0).any()):
+            raise _fail(path, "tensor 'scale' holds values <= 0; standardising by them is undefined.")
+        if "forest_feature" in read:
+            _check_forest(read, n_features, path)
+        index, n_train = read["reference_index"], int(read["decision_scores"].shape[0])
+        if index.numel() and (int(index.min()) < 0 or int(index.max()) >= n_train):
+            raise _fail(
+                path,
+                f"tensor 'reference_index' holds sample numbers outside [0, {n_train}), the training samples scored.",
+            )

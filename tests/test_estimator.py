@@ -44,6 +44,7 @@ def test_parameters_mirror_the_configs():
     expected = {k: v for k, v in defaults(ModelConfig).items() if k in dense_fields or k in params}
     expected.update(defaults(TrainConfig))
     expected["scaling"] = defaults(DataConfig)["scaling"]
+    expected["impute"] = defaults(DataConfig)["impute"]
     expected.update(ESTIMATOR_ONLY)
     assert params == expected
 
@@ -176,8 +177,9 @@ def test_sigmoid_output_refuses_targets_outside_unit_range(rng):
         _fast(scaling="standard").fit(X)
     with pytest.raises(ConfigError, match="sigmoid"):
         _fast(scaling=None).fit(X)
-    # auto picks min-max for a sigmoid output, standard for a linear one
-    assert _fast().fit(X).scaler_.kind == "minmax"
+    # auto standardises a table, and the default sigmoid output becomes a linear one (#17)
+    ae = _fast().fit(X)
+    assert ae.scaler_.kind == "standard" and ae.model_config_.output_activation == "linear"
     assert _fast(output_activation="linear").fit(X).scaler_.kind == "standard"
 
 
@@ -239,7 +241,7 @@ def test_load_detects_tampered_weights(tmp_path, digits):
 
 
 def test_load_missing_dir_is_clear(tmp_path):
-    with pytest.raises(LucidaeError, match="not a lucidae model directory"):
+    with pytest.raises(LucidaeError, match="does not exist"):
         load(tmp_path / "nothing")
 
 

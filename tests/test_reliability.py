@@ -5,7 +5,6 @@ needs: what was wrong, where, what was expected.
 """
 
 import gzip
-import hashlib
 import json
 import pickle
 import shutil
@@ -58,6 +57,15 @@ def _write_config(run, config):
     (run / "config.json").write_text(json.dumps(config))
 
 
+def _reseal(run, config=None):
+    """Record the checksum of the folder's weights and config as they are now, as a forger would."""
+    from lucidae.io import checksum, sha256_of
+
+    config = _config(run) if config is None else config
+    config["sha256"] = checksum(config, sha256_of(run / "model.safetensors"))
+    _write_config(run, config)
+
+
 def _rewrite_header(run, mutate):
     """Change the safetensors header and re-record the checksum, so only the header check can object."""
     raw = (run / "model.safetensors").read_bytes()
@@ -67,9 +75,7 @@ def _rewrite_header(run, mutate):
     new = json.dumps(header).encode()
     data = struct.pack("<Q", len(new)) + new + raw[8 + length :]
     (run / "model.safetensors").write_bytes(data)
-    config = _config(run)
-    config["sha256"] = hashlib.sha256(data).hexdigest()
-    _write_config(run, config)
+    _reseal(run)
 
 
 @pytest.fixture
@@ -208,16 +214,17 @@ def test_unknown_model_name_lists_allowed():
 
 def test_cli_unknown_model_name_exits_cleanly(tmp_path):
     result = CliRunner().invoke(app, ["train", "--model", "nope", "--out", str(tmp_path / "r")])
-    assert result.exit_code == 2
-    assert "model='nope' is not known; allowed values are" in result.output
+    assert result.exit_code == 2  # a usage error, refused when the command line is parsed
+    assert "'nope' is not one of" in result.output and "'dense'" in result.output
     assert "Traceback" not in result.output
 
 
 # --------------------------------------------------------------------------- data files
 def test_csv_non_numeric_columns_are_named(tmp_path):
     path = tmp_path / "t.csv"
-    path.write_text("a,b,c,d\n1,x,3,\n4,5,6,7\n")
-    with pytest.raises(DataError, match=r"column\(s\) \['b', 'd'\] are not numeric \(for example 'x' in 'b'\)"):
+    # the empty cell of 'd' is a missing cell, not text (#17): only 'b' and 'c' are not numeric
+    path.write_text("a,b,c,d\n1,x,3,\n4,5,y,7\n")
+    with pytest.raises(DataError, match=r"column\(s\) \['b', 'c'\] are not numeric \(for example 'x' in 'b' on line 2"):
         load_array(path)
 
 
@@ -346,15 +353,15 @@ def test_cli_bad_csv_exits_with_the_column_named(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("a,colour\n1,red\n2,blue\n")
     result = CliRunner().invoke(app, ["train", "--data", str(path), "--out", str(tmp_path / "r")])
-    assert result.exit_code == 2 and "['colour'] are not numeric" in result.output
+    assert result.exit_code == 1 and "['colour'] are not numeric" in result.output
 
 
 def test_cli_encode_wrong_feature_count_exits_cleanly(saved, tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("a,b\n1,2\n3,4\n")
     result = CliRunner().invoke(app, ["encode", str(saved), "--data", str(path), "--out", str(tmp_path / "z.npy")])
-    assert result.exit_code == 2, result.output
-    assert "X has 2 features, but AutoEncoder is expecting 5" in result.output
+    assert result.exit_code == 1, result.output
+    assert "has 2 features, but the model in" in result.output and "was trained on 5" in result.output
 
 
 @pytest.mark.parametrize(
@@ -382,14 +389,14 @@ def test_cli_encode_to_an_unwritable_place(saved, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     result = CliRunner().invoke(app, ["encode", str(saved), "--data", str(data), "--out", str(blocker / "z.npy")])
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 1, result.output
     assert "could not be written" in result.output and "Pick a folder you can write to" in result.output
 
 
 def test_cli_info_with_damaged_run_record(run):
     (run / "run.json").write_text("{not json")
     result = CliRunner().invoke(app, ["info", str(run)])
-    assert result.exit_code == 2 and "run.json is not valid JSON" in result.output
+    assert result.exit_code == 1 and "run.json is not valid JSON" in result.output
 
 
 # --------------------------------------------------------------------------- untrusted model folders
@@ -407,9 +414,7 @@ def test_pickle_in_place_of_weights_is_never_unpickled(run, tmp_path):
     marker = tmp_path / "pwned"
     data = pickle.dumps(_Exploit(marker))
     (run / "model.safetensors").write_bytes(data)
-    config = _config(run)
-    config["sha256"] = hashlib.sha256(data).hexdigest()
-    _write_config(run, config)
+    _reseal(run)
     with pytest.raises(CorruptFileError):
         load(run)
     assert not marker.exists()
@@ -535,9 +540,7 @@ def test_absurd_header_length(run, no_build):
     path = run / "model.safetensors"
     data = struct.pack("<Q", 2**62) + path.read_bytes()[8:]
     path.write_bytes(data)
-    config = _config(run)
-    config["sha256"] = hashlib.sha256(data).hexdigest()
-    _write_config(run, config)
+    _reseal(run)
     with pytest.raises(CorruptFileError, match=r"declares a 4611686018427387904-byte header"):
         load(run)
 
@@ -548,9 +551,7 @@ def test_zero_scale_is_refused(run):
     tensors = load_file(run / "model.safetensors")
     tensors["scaler.scale"][2] = 0.0
     save_file(tensors, run / "model.safetensors")
-    config = _config(run)
-    config["sha256"] = hashlib.sha256((run / "model.safetensors").read_bytes()).hexdigest()
-    _write_config(run, config)
+    _reseal(run)
     with pytest.raises(CorruptFileError, match="NaN, infinite or zero entries"):
         load(run)
 

@@ -89,7 +89,10 @@ def train(
         int, typer.Option(help="Epochs between checkpoints in OUT/checkpoint (0: only when interrupted).", min=0)
     ] = 1,
     overwrite: Annotated[
-        bool, typer.Option(help="Replace the run already in --out (without it, train refuses an existing folder).")
+        bool,
+        typer.Option(
+            "--overwrite", help="Replace the run already in --out (without it, train refuses an existing one)."
+        ),
     ] = False,
     **options: Any,
 ) -> None:
@@ -170,7 +173,6 @@ def train(
             + (f" (`lucidae prune {out_dir} --out ... --amount 0` removes them)" if 0 < collapsed < width else "")
         )
     typer.echo(f"model saved to {out_dir}")
-
 
 
 def write_train_options(out: Path, options: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +25,23 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from lucidae._version import __version__
 from lucidae.arrays import check_finite, check_numeric
-from lucidae.config import DataConfig, ModelConfig, TrainConfig
+from lucidae.config import DataConfig, ModelConfig, TrainConfig, check_int, image_chw
 from lucidae.errors import ConfigError, DataError
 from lucidae.io import write_model_dir
+from lucidae.schema import check_saveable
 from lucidae.models import build_model
-from lucidae.scaling import feature_stats, fit_scaler, row_blocks, scaled_range
+from lucidae.scaling import auto_output, feature_stats, fit_scaler, row_blocks, scaled_range
 from lucidae.streaming import ChunkSource, is_streamable, open_array, scan
-from lucidae.train import EVAL_BATCH, History, resolve_seed, seeded, train
+from lucidae.train import (
+    EVAL_BATCH,
+    History,
+    resolve_seed,
+    seed_param,
+    seeded,
+    torch_threads,
+    train,
+    verbose_level,
+)
 
 ESTIMATORS: dict[str, type[BaseAutoEncoder]] = {}
 """Estimator class name to class, filled by ``__init_subclass__``; used by :func:`load`."""
@@ -40,8 +50,11 @@ ESTIMATOR_ONLY: dict[str, Any] = {"warm_start": False}
 """Parameters, with their defaults, that every estimator has and no config does: they say how ``fit``
 treats an estimator fitted before, not how a model is built or trained."""
 
-DEFAULT_BETA, DEFAULT_BETA_FEATURES = 6.0, 256
-"""The VAEs' default ``beta`` and the feature count of the images it was chosen on (docs/readme/vae.md)."""
+DEFAULT_BETA = 1.0
+""":class:`VAE`'s default ``beta``: the plain VAE (on the bundled digits the former 6 switched every latent off)."""
+
+DEFAULT_TC_BETA, DEFAULT_BETA_FEATURES = 6.0, 256
+""":class:`BetaTCVAE`'s default ``beta`` and the feature count of the images it was chosen on (docs/readme/vae.md)."""
 
 COLLAPSE_CHECK_ROWS = 4096
 """Training rows on which a fitted VAE is checked for a wholly collapsed code (a warning, not an error)."""
@@ -92,6 +105,7 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float32"]
         tags.non_deterministic = False
+        tags.input_tags.allow_nan = self.get_impute() is not None
         return tags
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -104,24 +118,48 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
         params = self.get_params(deep=False)
         values = {f.name: _plain(params[f.name]) for f in fields(cls) if f.name in params}
         values.update(extra)
-        if isinstance(values.get("hidden_dims"), list):
-            values["hidden_dims"] = tuple(values["hidden_dims"])
+        if "random_state" in values:  # a RandomState or Generator gives the config one int drawn from it
+            values["random_state"] = seed_param(values["random_state"])
+        if "verbose" in values:  # "auto", True and False as the config's levels
+            values["verbose"] = verbose_level(values["verbose"])
+        for name in ("hidden_dims", "conv_channels", "image_shape"):  # lists, as read back from JSON
+            if isinstance(values.get(name), list):
+                values[name] = tuple(values[name])
         if cls is ModelConfig and "model" not in values:
             values["model"] = self._model_name
         cfg = cls(**values)
         cfg.validate()
         return cfg
 
-    def get_model_config(self, n_features: int) -> ModelConfig:
+    def get_model_config(self, n_features: int, *, fitted_scaling: str | None = None) -> ModelConfig:
         """The validated :class:`~lucidae.config.ModelConfig` these parameters build for ``n_features`` inputs.
+
+        Under ``scaling="auto"`` the output follows the data once the scaling is fitted
+        (:func:`lucidae.scaling.auto_output`): a table (standardised) gets a linear output
+        where the parameters leave the default sigmoid. ``fitted_scaling`` names the fitted
+        scaling kind; by default it is that of ``scaler_`` when fitted.
 
         Examples
         --------
         >>> from lucidae import AutoEncoder
         >>> AutoEncoder(hidden_dims=(16,), latent_dim=4).get_model_config(64).layer_shapes()
         ('64', '16', '4', '16', '64')
+        >>> AutoEncoder().get_model_config(6, fitted_scaling="standard").output_activation
+        'linear'
         """
-        return self._config(ModelConfig, input_dim=n_features)
+        cfg = self._config(ModelConfig, input_dim=n_features, **self._model_extras())
+        kind = fitted_scaling or getattr(getattr(self, "scaler_", None), "kind", None)
+        if kind is not None and self._output_follows_data(cfg):
+            cfg = replace(cfg, output_activation=auto_output(kind))
+        return cfg
+
+    def _model_extras(self) -> dict[str, Any]:
+        """Model config fields that come from the fit rather than the parameters (the image estimators' shape)."""
+        return {}
+
+    def _output_follows_data(self, cfg: ModelConfig) -> bool:
+        """scaling="auto" with the default sigmoid output; a Bernoulli VAE needs its sigmoid and keeps it."""
+        return self.get_scaling() == "auto" and cfg.output_activation == "sigmoid" and not _needs_sigmoid(cfg)
 
     def get_train_config(self) -> TrainConfig:
         """The validated :class:`~lucidae.config.TrainConfig` of these parameters.
@@ -147,8 +185,22 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
         'none'
         """
         scaling = "none" if self.scaling is None else self.scaling
-        DataConfig(scaling=scaling).validate()
+        DataConfig(scaling=scaling, impute=self.get_impute()).validate()
         return scaling
+
+    def get_impute(self) -> str | None:
+        """How missing values (NaN) are filled: ``"mean"``, ``"median"`` (of the training rows) or None (refused).
+
+        The fill is fitted with the scaling and kept in ``scaler_`` (saved with the model), so
+        every later call (``transform``, ``reconstruct``, ``score_samples``) fills NaN the same way.
+
+        Examples
+        --------
+        >>> from lucidae import AutoEncoder
+        >>> AutoEncoder().get_impute() is None
+        True
+        """
+        return getattr(self, "impute", None)
 
     # ------------------------------------------------------------------ fitting
     def fit(
@@ -201,11 +253,39 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
         >>> ae.n_features_in_
         64
         """
-        if self.warm_start and hasattr(self, "module_"):
-            return self._fit_more(X, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume)
+        n_threads = getattr(self, "n_threads", None)
+        if n_threads is not None:
+            check_int("n_threads", n_threads)
+        with torch_threads(n_threads):
+            if self.warm_start and hasattr(self, "module_"):
+                return self._fit_more(
+                    X, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume
+                )
+            return self._fit_new(
+                X,
+                feature_names=feature_names,
+                image_shape=image_shape,
+                checkpoint_dir=checkpoint_dir,
+                checkpoint_every=checkpoint_every,
+                resume=resume,
+            )
+
+    def _fit_new(
+        self,
+        X: Any,
+        *,
+        feature_names: list[str] | None,
+        image_shape: tuple[int, ...] | None,
+        checkpoint_dir: str | os.PathLike | None,
+        checkpoint_every: int,
+        resume: bool,
+    ) -> BaseAutoEncoder:
+        """:meth:`fit` from scratch: scaling, module, training (``n_init`` times)."""
+        X, inferred_shape = image_rows(X)
+        if image_shape is None:
+            image_shape = inferred_shape
         train_cfg = self.get_train_config()
         scaling = self.get_scaling()
-        output_activation = getattr(self, "output_activation", "linear")
         streamed = is_streamable(X)
         X = self._validate_streamed(X) if streamed else self._validate(X, reset=True)
         n_samples, n_features = X.shape
@@ -216,14 +296,20 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
             )
         self.feature_names_ = self._resolve_feature_names(feature_names, n_features)
         self.image_shape_ = self._resolve_image_shape(image_shape, n_features)
+        # scaling="auto" with the default sigmoid output: images keep it, a table is standardised and gets a
+        # linear output (scaling.auto_output); a Bernoulli VAE needs its sigmoid, so it keeps min-max
+        asked = self._config(ModelConfig, input_dim=n_features)
+        output_activation = "auto" if self._output_follows_data(asked) else asked.output_activation
         if streamed:  # one streaming pass for the scaling and the NaN check; never loaded whole
+            if self.get_impute() is not None:
+                raise ConfigError("impute is not available for data streamed from disk; fill the file's NaN first.")
             self.scaler_ = scan(X, scaling, output_activation=output_activation)
             Xs = ChunkSource(X, self.scaler_)
         else:
-            self.scaler_ = fit_scaler(X, scaling, output_activation=output_activation)
+            self.scaler_ = fit_scaler(X, scaling, output_activation=output_activation, impute=self.get_impute())
             Xs = self.scaler_.transform(X)  # (n, features) float32
-        model_cfg = self.get_model_config(n_features)
-        seed = resolve_seed(train_cfg.random_state)
+        model_cfg = self.get_model_config(n_features)  # with the output the fitted scaling implies
+        seed = self.seed_ = resolve_seed(train_cfg.random_state)
         start = time.perf_counter()
         scores: list[float] = []  # one per initialisation; only the best run so far is kept
         for i in range(train_cfg.n_init):
@@ -260,6 +346,7 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
     def _fit_more(self, X: Any, **fit_params: Any) -> BaseAutoEncoder:
         """``warm_start``: train the fitted module on ``X`` for ``epochs`` more, with the fitted scaling."""
         train_cfg = self.get_train_config()
+        X = self._image_rows(X)
         streamed = is_streamable(X)
         if streamed:
             X = open_array(X)
@@ -271,10 +358,10 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
         else:
             X = self._validate(X, reset=False)
         # per-feature extremes in one pass: NaN shows here too, and they bound the scaled targets
-        stats = feature_stats(row_blocks(X), moments=False)
+        stats = feature_stats((self.scaler_.fill_missing(b) for b in row_blocks(X)), moments=False)
         if not (np.isfinite(stats.min).all() and np.isfinite(stats.max).all()):
             raise DataError("X contains NaN or infinite values; remove or impute them before fitting.")
-        if getattr(self, "output_activation", "linear") == "sigmoid":
+        if self.model_config_.output_activation == "sigmoid":
             lo, hi = scaled_range(stats, self.scaler_)
             if lo < 0.0 or hi > 1.0:
                 raise DataError(
@@ -312,7 +399,20 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
                 raise
             hint = " Pass data with the same columns, in the same order, as during fit." if not reset else ""
             raise DataError(f"{err}{hint}") from err
-        return self._check_array(X, action="fitting" if reset else "encoding")
+        # NaN passes where it will be filled: at fit with impute, later with the fill fitted then
+        allow_nan = self.get_impute() is not None if reset else getattr(self.scaler_, "fill", None) is not None
+        return self._check_array(X, action="fitting" if reset else "encoding", allow_nan=allow_nan)
+
+    def _image_rows(self, X: Any) -> Any:
+        """An ``(n, h, w)`` / ``(n, h, w, c)`` array as rows, checked against the images the model was fitted on."""
+        X, shape = image_rows(X)
+        fitted = getattr(self, "image_shape_", None)
+        if shape is not None and fitted is not None and image_chw(shape) != image_chw(fitted):
+            raise DataError(
+                f"X holds images of shape {shape} (channels, height, width), but {type(self).__name__} was "
+                f"fitted on images of shape {tuple(fitted)}. Pass images of the fitted size."
+            )
+        return X
 
     def _validate_streamed(self, X: Any) -> Any:
         """Open a memmap / ``.npy`` path / zarr array and record its width, without reading its rows."""
@@ -322,10 +422,10 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
             del self.feature_names_in_
         return X
 
-    def _check_array(self, X: np.ndarray, action: str = "fitting") -> np.ndarray:
+    def _check_array(self, X: np.ndarray, action: str = "fitting", allow_nan: bool = False) -> np.ndarray:
         if X.ndim != 2:  # pragma: no cover - validate_data enforces 2-D
             raise DataError(f"Expected a 2-D array (n_samples, n_features), got shape {X.shape}.")
-        check_finite(X, action=action)
+        check_finite(X, action=action, allow_nan=allow_nan)
         return X
 
     @staticmethod
@@ -363,7 +463,7 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
         (dtype('float32'), True, True)
         """
         check_is_fitted(self, "module_")
-        return self.scaler_.transform(self._validate(X, reset=False))
+        return self.scaler_.transform(self._validate(self._image_rows(X), reset=False))
 
     def _prepare(self, X: Any) -> np.ndarray:  # the name scale_inputs had before it was public
         return self.scale_inputs(X)
@@ -380,6 +480,7 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
         >>> ae.run_module(ae.module_.encode, ae.scale_inputs(X[:5])).shape
         (5, 2)
         """
+        check_is_fitted(self, "module_")
         device = next(self.module_.parameters()).device
         out = np.empty((0,), dtype=np.float32)
         self.module_.eval()
@@ -397,7 +498,7 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like of shape (n_samples, n_features), or images (n_samples, h, w[, c])
 
         Returns
         -------
@@ -411,6 +512,7 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
         >>> AutoEncoder(latent_dim=4, epochs=1, verbose=0).fit(X).transform(X[:3]).shape
         (3, 4)
         """
+        check_is_fitted(self, "module_")
         return self.run_module(self.module_.encode, self.scale_inputs(X))
 
     def inverse_transform(self, X: Any) -> np.ndarray:
@@ -457,6 +559,7 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
         >>> AutoEncoder(latent_dim=4, epochs=1, verbose=0).fit(X).reconstruct(X[:2]).shape
         (2, 64)
         """
+        check_is_fitted(self, "module_")
         Xs = self.scale_inputs(X)
         return self.scaler_.inverse_transform(self.run_module(lambda xb: self.module_(xb).recon, Xs))
 
@@ -478,10 +581,12 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
         >>> bool((AutoEncoder(latent_dim=4, epochs=1, verbose=0).fit(X).score_samples(X[:5]) <= 0).all())
         True
         """
+        check_is_fitted(self, "module_")
         return -self.run_module(self.module_.sample_errors, self.scale_inputs(X))
 
     def score(self, X: Any, y: Any = None) -> float:
         """Mean of :meth:`score_samples`: minus the mean reconstruction error (higher is better)."""
+        check_is_fitted(self, "module_")
         return float(np.mean(self.score_samples(X)))
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
@@ -530,10 +635,12 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
         tensors = {f"module.{k}": v for k, v in self.module_.state_dict().items()}
         tensors["scaler.offset"] = torch.from_numpy(self.scaler_.offset.astype(np.float64))
         tensors["scaler.scale"] = torch.from_numpy(self.scaler_.scale.astype(np.float64))
+        if getattr(self.scaler_, "fill", None) is not None:  # impute: the fill is part of the saved scaling
+            tensors["scaler.fill"] = torch.from_numpy(self.scaler_.fill.astype(np.float64))
         config = {
             "lucidae_version": __version__,
             "estimator": type(self).__name__,
-            "params": _jsonable(self.get_params(deep=False)),
+            "params": _jsonable({**self.get_params(deep=False), "random_state": self._saved_seed()}),
             "model": self.model_config_.to_dict(),
             "scaling": self.scaler_.kind,
             "n_features_in": int(self.n_features_in_),
@@ -546,7 +653,44 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
             "history": self.history_.to_dict(),
             "init_scores": list(getattr(self, "init_scores_", [])),
         }
+        check_saveable(config, tensors, estimators=ESTIMATORS)  # never write a folder load() would refuse
         return write_model_dir(path, tensors, config, run=run)
+
+
+    def _saved_seed(self) -> int | None:
+        """``random_state`` as saved: a RandomState or Generator cannot be, so the seed drawn from it is."""
+        rs = self.random_state
+        if rs is None or (isinstance(rs, (int, np.integer)) and not isinstance(rs, bool)):
+            return rs
+        return int(getattr(self, "seed_", 0))
+
+
+def image_rows(X: Any) -> tuple[Any, tuple[int, ...] | None]:
+    """Image arrays as rows of flattened ``(C, H, W)`` images, and the image shape; other input as it is.
+
+    ``(n, h, w)`` gives shape ``(h, w)``. A 4-D array is ``(n, h, w, c)`` (channels last, as
+    PIL and TensorFlow store them) unless its second axis is shorter than its last, as in
+    PyTorch's ``(n, c, h, w)``; channels-last images are transposed so that each row is
+    ``(C, H, W)`` flattened, the layout lucidae's convolutions read. The dtype is kept
+    (uint8 images are scaled to [0, 1] by ``scaling="auto"``).
+
+    Examples
+    --------
+    >>> rows, shape = image_rows(np.zeros((5, 8, 8), dtype=np.uint8))
+    >>> rows.shape, rows.dtype, shape
+    ((5, 64), dtype('uint8'), (8, 8))
+    >>> image_rows(np.zeros((5, 4, 6, 3)))[0].shape, image_rows(np.zeros((5, 4, 6, 3)))[1]
+    ((5, 72), (3, 4, 6))
+    """
+    ndim = getattr(X, "ndim", None)
+    if ndim not in (3, 4) or hasattr(X, "columns") or is_streamable(X):
+        return X, None
+    X = np.asarray(X)
+    if ndim == 3:
+        return X.reshape(X.shape[0], -1), (int(X.shape[1]), int(X.shape[2]))
+    if X.shape[1] >= X.shape[-1]:  # (n, h, w, c) -> (n, c, h, w)
+        X = np.ascontiguousarray(X.transpose(0, 3, 1, 2))
+    return X.reshape(X.shape[0], -1), tuple(int(s) for s in X.shape[1:])
 
 
 def estimator_for(model: str) -> type[BaseAutoEncoder]:
@@ -563,6 +707,11 @@ def estimator_for(model: str) -> type[BaseAutoEncoder]:
     raise ConfigError(
         f"model={model!r} is not known; allowed values are {sorted({c._model_name for c in ESTIMATORS.values()})}."
     )
+
+
+def _needs_sigmoid(cfg: ModelConfig) -> bool:
+    """Whether the model's loss needs its sigmoid output: a VAE's Bernoulli likelihood models data in [0, 1]."""
+    return cfg.model in ("vae", "tcvae") and cfg.likelihood == "bernoulli"
 
 
 def _plain(value: Any) -> Any:

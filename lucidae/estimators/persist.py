@@ -7,6 +7,7 @@ implies, then the weights against their checksum. Nothing is ever unpickled.
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,15 @@ from lucidae.estimators.base import ESTIMATORS, BaseAutoEncoder, run_score
 from lucidae.io import CONFIG, INNER, WEIGHTS, read_config, read_tensors, write_model_dir
 from lucidae.models import build_model
 from lucidae.scaling import Scaler
-from lucidae.schema import check_tensors, expected_tensors, read_safetensors_header, validate_saved_config
+from lucidae.schema import (
+    check_holder,
+    check_tensor_values,
+    check_tensors,
+    expected_tensors,
+    read_safetensors_header,
+    validate_holder_config,
+    validate_saved_config,
+)
 from lucidae.train import History, resolve_device, seeded
 
 
@@ -101,9 +110,10 @@ def load(path: str | os.PathLike) -> BaseAutoEncoder:
     weights = Path(path) / WEIGHTS
     if not weights.is_file():
         raise CorruptFileError(f"{weights} is missing; the model directory is incomplete.")
-    expected = expected_tensors(model_cfg, n_features)
+    expected = expected_tensors(model_cfg, n_features, impute=spec["params"].get("impute") is not None)
     check_tensors(read_safetensors_header(weights, expected), expected, weights)
     tensors = read_tensors(path, config)
+    check_tensor_values({k: v for k, v in tensors.items() if k.startswith("module.")}, weights)
     with seeded(0):
         module = build_model(model_cfg)
     module.load_state_dict({k.removeprefix("module."): v for k, v in tensors.items() if k.startswith("module.")})
@@ -121,6 +131,8 @@ def load(path: str | os.PathLike) -> BaseAutoEncoder:
             "Save the model again or restore it from a copy."
         )
     est.scaler_ = Scaler(str(config["scaling"]), offset.numpy().astype(np.float64), scale.numpy().astype(np.float64))
+    if "scaler.fill" in tensors:  # impute: the fill of missing values, part of the saved scaling
+        est.scaler_.fill, est.scaler_.impute = tensors["scaler.fill"].numpy().astype(np.float64), est.get_impute()
     est.n_features_in_ = n_features
     if config.get("feature_names_in") is not None:
         est.feature_names_in_ = np.asarray(config["feature_names_in"], dtype=object)
@@ -189,7 +201,10 @@ def save_holder(holder: Any, path: str | os.PathLike, tensors: dict[str, torch.T
     The holder's own arrays go to ``path/model.safetensors`` and ``config`` to
     ``path/config.json``, after the version, the class name and the parameters (all but
     ``estimator``); the estimator inside is saved in its own format in ``path/estimator``
-    and its checksum recorded, so that :func:`load_holder` refuses a mismatched pair.
+    and its checksum recorded, so that :func:`load_holder` refuses a mismatched pair. The
+    whole folder, estimator inside included, is swapped in at once
+    (:func:`lucidae.io.write_model_dir`), after the config and the arrays have passed the
+    checks :func:`load_holder` makes: lucidae never writes a folder it would refuse.
 
     Examples
     --------
@@ -203,18 +218,42 @@ def save_holder(holder: Any, path: str | os.PathLike, tensors: dict[str, torch.T
     """
     check_is_fitted(holder, "estimator_")
     owner = type(holder).__name__
-    inner_sha = write_inner_estimator(holder.estimator_, path, owner)
+    inner = holder.estimator_
+    if not isinstance(inner, BaseAutoEncoder):
+        raise ConfigError(
+            f"Only a {owner} holding a lucidae estimator can be saved; this one holds {type(inner).__name__}."
+        )
     params = holder.get_params(deep=False)
     params.pop("estimator")
     header = {"lucidae_version": __version__, "estimator": owner, "params": params}
-    return write_model_dir(path, tensors, {**header, **config, "inner_sha256": inner_sha})
+    full = {"format_version": 2, **header, **config, "inner_sha256": "0" * 64, "sha256": "0" * 64}
+    try:
+        validate_holder_config(full, owner, f"the {owner} to save")
+        check_holder(
+            full,
+            owner,
+            tensors,
+            n_features=int(inner.n_features_in_),
+            latent_dim=int(inner.module_.latent_dim),
+            path=f"the {owner} to save",
+        )
+    except CorruptFileError as err:
+        raise ConfigError(f"The {owner} cannot be saved as it is: {err}") from err
+
+    def write_inner(folder: Path) -> dict[str, Any]:
+        return {"inner_sha256": write_inner_estimator(inner, folder, owner)}
+
+    return write_model_dir(path, tensors, {**header, **config}, inner=write_inner)
 
 
 def load_holder(path: str | os.PathLike, owner: str, what: str) -> tuple[dict[str, Any], dict[str, torch.Tensor], Any]:
     """Read what :func:`save_holder` wrote: the config, the holder's tensors and the estimator inside.
 
     ``owner`` is the class name the folder must name; ``what`` names it in the message
-    when it names another ("an AnomalyDetector"). See :func:`save_holder` for an example.
+    when it names another ("an AnomalyDetector"). The config is checked against its
+    schema (:func:`lucidae.schema.validate_holder_config`), the tensors' header against the
+    shapes the config and the estimator inside imply before any is read, then their
+    values (:func:`lucidae.schema.check_holder`). See :func:`save_holder` for an example.
 
     Raises
     ------
@@ -225,6 +264,37 @@ def load_holder(path: str | os.PathLike, owner: str, what: str) -> tuple[dict[st
     root = Path(path)
     config = read_config(root)
     if config.get("estimator") != owner:
-        raise CorruptFileError(f"{root} holds a {config.get('estimator')!r}, not {what}.")
+        raise CorruptFileError(f"{root} holds a {config.get('estimator')!r:.60}, not {what}.")
+    validate_holder_config(config, owner, root / CONFIG)
     inner = read_inner_estimator(root, config, owner)
-    return config, read_tensors(root, config), inner
+    sizes = {"n_features": int(inner.n_features_in_), "latent_dim": int(inner.module_.latent_dim)}
+    weights = root / WEIGHTS
+    if not weights.is_file():
+        raise CorruptFileError(f"{weights} is missing; the folder is incomplete.")
+    check_holder(config, owner, read_safetensors_header(weights), path=weights, **sizes)
+    tensors = read_tensors(root, config)
+    check_holder(config, owner, tensors, path=weights, **sizes)
+    return config, tensors, inner
+
+
+def load_any(path: str | os.PathLike) -> Any:
+    """Load whatever lucidae object ``path`` holds: an estimator, a detector or a topic model.
+
+    ``lucidae.load`` is this function. The folder's ``config.json`` names the class; a
+    detector or topic model is handed to its own loader (:data:`LOADERS`), anything else
+    to :func:`load`.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from lucidae.applications import AnomalyDetector
+    >>> det = AnomalyDetector(random_state=0).fit(np.random.default_rng(0).normal(size=(100, 3)))
+    >>> type(load_any(det.save(tempfile.mkdtemp() + "/det"))).__name__
+    'AnomalyDetector'
+    """
+    kind = read_config(path).get("estimator")
+    if isinstance(kind, str) and kind in LOADERS:
+        # the applications sit above the estimators: their loaders are looked up by name, as the registry says
+        module, _, name = LOADERS[kind].rpartition(".")
+        return getattr(importlib.import_module(module), name)(path)
+    return load(path)
