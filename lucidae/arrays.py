@@ -55,6 +55,14 @@ def check_numeric(X: Any, *, what: str = "X") -> None:
     """
     if hasattr(X, "tocsr") or hasattr(X, "toarray"):  # sparse: scikit-learn's message is the standard one
         return
+    if isinstance(X, np.ma.MaskedArray):  # np.asarray would drop the mask and read the hidden values
+        masked = int(np.ma.count_masked(X))
+        if masked:
+            raise DataError(
+                f"{what} is a masked array with {masked} masked cell(s); lucidae does not ignore a mask. Pass "
+                f"{what}.filled(np.nan) with impute='median' (or 'mean') to treat them as missing, or "
+                f"{what}.filled(value) to fill them yourself."
+            )
     if _is_frame(X):
         bad = []
         for name, dtype in zip(X.columns, X.dtypes):
@@ -123,8 +131,15 @@ def _real_number(value: Any) -> bool:
     return value is None  # None becomes NaN, which check_finite reports with its position
 
 
-def check_finite(X: np.ndarray, *, what: str = "Input", action: str = "fitting") -> None:
-    """Refuse NaN and infinity, saying how many there are and where the first one is.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+"""Largest magnitude lucidae accepts: the model computes in float32, where anything larger is infinite."""
+
+
+def check_finite(X: np.ndarray, *, what: str = "Input", action: str = "fitting", allow_nan: bool = False) -> None:
+    """Refuse NaN, infinity and values beyond float32's range, saying how many there are and where the first is.
+
+    Finite float64 values larger in magnitude than :data:`FLOAT32_MAX` (about 3.4e38)
+    would become infinite in the model's float32 arithmetic, so they are refused too.
 
     Parameters
     ----------
@@ -134,6 +149,8 @@ def check_finite(X: np.ndarray, *, what: str = "Input", action: str = "fitting")
         Name used in the message.
     action : str
         What the user was doing, for the advice.
+    allow_nan : bool, default=False
+        Let NaN through (missing values an imputer fills); infinity is still refused.
 
     Raises
     ------
@@ -150,18 +167,108 @@ def check_finite(X: np.ndarray, *, what: str = "Input", action: str = "fitting")
     """
     if X.dtype.kind not in "fc":
         return
-    if X.dtype.kind == "f" and (X.size == 0 or (np.isfinite(X.min()) and np.isfinite(X.max()))):
+    if X.dtype.kind == "f" and X.size and np.isfinite(X.min()) and np.isfinite(X.max()):
         # min and max propagate NaN and reach +-inf: two passes without a boolean copy of X
+        if max(-float(X.min()), float(X.max())) <= FLOAT32_MAX:
+            return
+        big = np.argwhere(np.abs(X) > FLOAT32_MAX)
+        first = ", ".join(f"{name} {int(v)}" for name, v in zip(("row", "column"), big[0]))
+        raise DataError(
+            f"{what} holds {len(big)} value(s) beyond float32's range (magnitude above {FLOAT32_MAX:.3g}), "
+            f"for example {float(X[tuple(big[0])]):.3g} at {first}. lucidae computes in float32, where they "
+            f"would be infinite: rescale the data (for example divide by a power of ten) before {action}."
+        )
+    if X.size == 0:
         return
     finite = np.isfinite(X)
+    if allow_nan:
+        finite |= np.isnan(X)
+        if finite.all():
+            return
     bad = np.argwhere(~finite)
-    n_nan = int(np.isnan(X).sum())
+    n_nan = int(np.isnan(X).sum()) if not allow_nan else 0
     first = ", ".join(f"{name} {int(v)}" for name, v in zip(("row", "column"), bad[0]))
-    raise DataError(
-        f"{what} contains {len(bad)} NaN or infinite value(s) ({n_nan} NaN, {len(bad) - n_nan} infinite); "
-        f"the first is at {first}. Remove or impute them before {action} "
-        "(for example with sklearn.impute.SimpleImputer)."
+    kinds = f"({n_nan} NaN, {len(bad) - n_nan} infinite)" if not allow_nan else "(infinite)"
+    advice = (
+        f"Remove or impute them before {action} (impute='median' or --impute median fills NaN from the training rows)."
+        if not allow_nan
+        else f"Remove or replace them before {action}; impute fills only NaN."
     )
+    raise DataError(f"{what} contains {len(bad)} NaN or infinite value(s) {kinds}; the first is at {first}. {advice}")
+
+
+# --------------------------------------------------------------------------- sizes before allocation
+MEMORY_SHARE = 0.9
+"""Share of the memory available now that one declared allocation may take; more is refused before it is made."""
+
+DEFLATE_RATIO = 1100
+"""Deflate expands its input at most about 1032-fold (zlib's technical details), so a member declaring more
+than this many times its compressed size does not hold what it declares."""
+
+
+def available_memory() -> int:
+    """Bytes of memory available now: ``MemAvailable`` of ``/proc/meminfo``, else the physical memory.
+
+    Examples
+    --------
+    >>> available_memory() > 0
+    True
+    """
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (OSError, ValueError, AttributeError):  # pragma: no cover - not a POSIX system
+        return 1 << 40
+
+
+def check_memory(nbytes: int, what: str) -> None:
+    """Refuse an allocation of ``nbytes`` for ``what`` that the memory available now cannot hold.
+
+    Raises
+    ------
+    DataError
+        Naming the size, the memory available and what to do.
+
+    Examples
+    --------
+    >>> check_memory(1024, "a small file")
+    >>> check_memory(1 << 62, "x.npz")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    lucidae.errors.DataError: x.npz needs about 4.6e+18 bytes of memory, but ... are available. ...
+    """
+    available = available_memory()
+    if nbytes > MEMORY_SHARE * available:
+        raise DataError(
+            f"{what} needs about {nbytes:.2g} bytes of memory, but {available:.2g} are available. The file "
+            "declares more data than this machine can hold: check that it is the file you meant, or use a "
+            "machine with more memory (a large .npy file can be streamed from disk instead)."
+        )
+
+
+def _check_compression(info: Any, archive_bytes: int, label: str) -> None:
+    """Refuse a zip member whose declared size its compressed bytes cannot hold."""
+    import zipfile
+
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise DataError(
+            f"{label} is compressed with zip method {info.compress_type}; numpy writes stored or deflated "
+            "members only. Save the arrays again with numpy.savez or numpy.savez_compressed."
+        )
+    if info.compress_size > archive_bytes:
+        raise DataError(f"{label} declares {info.compress_size} compressed bytes, more than the whole file holds.")
+    limit = info.compress_size if info.compress_type == zipfile.ZIP_STORED else DEFLATE_RATIO * info.compress_size
+    if info.file_size > limit + 1024:
+        raise DataError(
+            f"{label} declares {info.file_size} bytes, but its {info.compress_size} compressed bytes cannot "
+            "hold that much. The file is damaged or made to exhaust memory."
+        )
 
 
 # --------------------------------------------------------------------------- .npy and .npz
@@ -247,6 +354,7 @@ def check_npz(path: str | os.PathLike) -> None:
     import zipfile
 
     path = Path(path)
+    declared = 0
     try:
         with zipfile.ZipFile(path) as archive:
             for info in archive.infolist():
@@ -255,8 +363,12 @@ def check_npz(path: str | os.PathLike) -> None:
                     raise DataError(f"{label} is not an .npy member; an .npz holds only .npy arrays.")
                 if info.file_size > MAX_NPY_BYTES:
                     raise DataError(f"{label} declares {info.file_size} bytes; that is implausibly large.")
+                _check_compression(info, path.stat().st_size, label)
                 with archive.open(info) as fh:
                     _npy_header(fh, info.file_size, label)
+                declared += info.file_size
+        # np.load allocates every declared shape before it reads a byte of it
+        check_memory(declared, str(path))
     except DataError:
         raise
     except Exception as err:  # zipfile and numpy's header parser raise many types on damaged input

@@ -5,6 +5,14 @@ which silently trains a model on near-black data. Here the scaling is chosen fro
 data (``"auto"``), stored with the model (``offset`` and ``scale`` per feature) and
 inverted by ``inverse_transform`` and ``reconstruct``; data that looks divided by 255
 twice gets a warning, and a sigmoid output on targets outside [0, 1] is refused.
+
+``"auto"`` tells images from tables: uint8 data and data already in [0, 1] are images
+(kept in [0, 1], for a sigmoid output); anything else is a table, standardised, and a
+model that asked for the default sigmoid gets a linear output (:func:`auto_output`).
+
+Missing values (NaN) can be imputed: the per-feature fill (mean or median of the
+training rows) is part of the :class:`Scaler`, saved with the model and applied
+before scaling whenever the model reads data.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from lucidae.errors import ConfigError
+from lucidae.errors import ConfigError, DataError
 
 TRANSFORM_BLOCK = 1 << 21
 """Values per block when scaling: bounds the float64 temporaries to about 16 MB."""
@@ -32,6 +40,10 @@ class Scaler:
         What was fitted: ``"uint8"`` (divide by 255), ``"identity"``, ``"minmax"`` or ``"standard"``.
     offset, scale : ndarray of shape (n_features,)
         The affine map, float64.
+    fill : ndarray of shape (n_features,), optional
+        Values that replace NaN before scaling, in the data's units (``impute``); None: NaN is not filled.
+    impute : {"mean", "median"}, optional
+        How ``fill`` was fitted.
 
     Examples
     --------
@@ -46,17 +58,33 @@ class Scaler:
     kind: str
     offset: np.ndarray
     scale: np.ndarray
+    fill: np.ndarray | None = None
+    impute: str | None = None
+
+    def fill_missing(self, block: np.ndarray) -> np.ndarray:
+        """``block`` with its NaN replaced by :attr:`fill` (unchanged without a fill, or without NaN).
+
+        Examples
+        --------
+        >>> s = Scaler("identity", np.zeros(2), np.ones(2), fill=np.array([5.0, 7.0]), impute="median")
+        >>> s.fill_missing(np.array([[np.nan, 1.0]])).tolist()
+        [[5.0, 1.0]]
+        """
+        if self.fill is None or block.dtype.kind != "f":
+            return block
+        missing = np.isnan(block)
+        return np.where(missing, self.fill, block) if missing.any() else block
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        """Scale ``X`` (n_samples, n_features) into the model's space, as float32.
+        """Scale ``X`` (n_samples, n_features) into the model's space, as float32, NaN filled first.
 
-        Float32 input under the identity scaling is returned as is (no copy); otherwise
-        the arithmetic runs in float64 over blocks of rows, so a large ``X`` never needs a
-        float64 copy of itself.
+        Float32 input under the identity scaling without a fill is returned as is (no
+        copy); otherwise the arithmetic runs in float64 over blocks of rows, so a large
+        ``X`` never needs a float64 copy of itself.
         """
-        if self.kind == "identity" and isinstance(X, np.ndarray) and X.dtype == np.float32:
+        if self.fill is None and self.kind == "identity" and isinstance(X, np.ndarray) and X.dtype == np.float32:
             return X
-        return _blockwise(X, lambda b: (b - self.offset) / self.scale)
+        return _blockwise(X, lambda b: (self.fill_missing(b) - self.offset) / self.scale)
 
     def inverse_transform(self, X: np.ndarray) -> np.ndarray:
         """Map model-space values back to the original units, as float32 (the same blockwise way)."""
@@ -75,21 +103,27 @@ def _blockwise(X: Any, fn: Any) -> np.ndarray:
     return out
 
 
-def fit_scaler(X: np.ndarray, scaling: str, *, output_activation: str = "sigmoid") -> Scaler:
-    """Choose and fit the scaling for training data ``X``.
+def fit_scaler(X: np.ndarray, scaling: str, *, output_activation: str = "sigmoid", impute: str | None = None) -> Scaler:
+    """Choose and fit the scaling (and the fill of missing values) for training data ``X``.
 
     ``"auto"`` picks, in order: uint8 input -> divide by 255; data already in [0, 1] ->
-    keep as is; otherwise min-max to [0, 1] when the output is a sigmoid, else
-    standardise. A constant feature gets scale 1 so nothing is divided by zero.
+    keep as is; otherwise (a table) min-max to [0, 1] when the output is a sigmoid, else
+    standardise. ``output_activation="auto"`` says the output follows the data
+    (:func:`auto_output`), so a table is standardised. A constant feature gets scale 1
+    so nothing is divided by zero.
 
     Parameters
     ----------
     X : array of shape (n_samples, n_features)
-        Training data in its original units and dtype.
+        Training data in its original units and dtype; NaN only with ``impute``.
     scaling : {"auto", "minmax", "standard", "none"}
         The requested scaling.
     output_activation : str
         The model's output activation; a sigmoid cannot produce targets outside [0, 1].
+        ``"auto"``: sigmoid for images, linear for tables.
+    impute : {"mean", "median"}, optional
+        Fill NaN with each feature's mean or median over ``X`` (the training rows); the
+        scaling is then fitted on the filled data.
 
     Returns
     -------
@@ -107,16 +141,77 @@ def fit_scaler(X: np.ndarray, scaling: str, *, output_activation: str = "sigmoid
     'uint8'
     >>> fit_scaler(np.array([[0.2, 0.9]]), "auto").kind
     'identity'
+    >>> fit_scaler(np.array([[3.0, 200.0], [5.0, 400.0]]), "auto", output_activation="auto").kind
+    'standard'
+    >>> X = np.array([[1.0], [np.nan], [3.0], [10.0]])
+    >>> s = fit_scaler(X, "minmax", impute="median")
+    >>> s.fill.tolist(), s.transform(np.array([[np.nan]])).tolist()
+    ([3.0], [[0.2222222238779068]])
     """
-    stats = feature_stats(row_blocks(X), moments=needs_moments(scaling, output_activation))
-    return scaler_from_stats(stats, X.dtype, scaling, output_activation, stacklevel=4)
+    fill = fit_fill(X, impute) if impute is not None else None
+    filler = Scaler("identity", np.zeros(0), np.ones(0), fill=fill)
+    blocks = (filler.fill_missing(b) for b in row_blocks(X))
+    stats = feature_stats(blocks, moments=needs_moments(scaling, output_activation))
+    scaler = scaler_from_stats(stats, X.dtype, scaling, output_activation, stacklevel=4)
+    scaler.fill, scaler.impute = fill, impute
+    return scaler
+
+
+def fit_fill(X: np.ndarray, impute: str) -> np.ndarray:
+    """Each feature's ``"mean"`` or ``"median"`` over the rows of ``X``, NaN left out: the values imputed for NaN.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown ``impute``.
+    DataError
+        When a feature has no value at all (every row NaN): nothing to fill it from.
+
+    Examples
+    --------
+    >>> fit_fill(np.array([[1.0, np.nan], [2.0, 4.0], [9.0, 6.0]]), "median").tolist()
+    [2.0, 5.0]
+    """
+    if impute not in ("mean", "median"):
+        raise ConfigError(f"impute={impute!r} is not known; allowed: 'mean', 'median', None.")
+    A = np.asarray(X)
+    if A.dtype.kind != "f":
+        return np.asarray(A.mean(axis=0) if impute == "mean" else np.median(A, axis=0), dtype=np.float64)
+    empty = np.flatnonzero(np.isnan(A).all(axis=0)) if len(A) else np.arange(A.shape[1])
+    if len(empty):
+        raise DataError(
+            f"Feature(s) {empty[:10].tolist()} have no value in any training row (all missing); impute has "
+            "nothing to fill them from. Drop those columns (--drop) or fill them yourself."
+        )
+    stat = np.nanmean if impute == "mean" else np.nanmedian
+    return np.asarray(stat(A.astype(np.float64, copy=False), axis=0), dtype=np.float64)
+
+
+def auto_output(scaler: Scaler | str) -> str:
+    """The output activation that follows the data under ``scaling="auto"``: linear for a table, else sigmoid.
+
+    A model whose output was left at its default sigmoid gets this from its fitted
+    scaling (a :class:`Scaler` or its kind): a table, standardised, is reconstructed
+    through a linear output; images (uint8, or already in [0, 1]) keep the sigmoid, and
+    so does data min-max scaled to [0, 1] (models saved before tables were told apart).
+
+    Examples
+    --------
+    >>> X = np.array([[0.0, 120.0], [1.0, 80.0]])
+    >>> auto_output(fit_scaler(X, "auto", output_activation="auto"))
+    'linear'
+    >>> auto_output(fit_scaler(np.array([[0, 255]], dtype=np.uint8), "auto", output_activation="auto"))
+    'sigmoid'
+    """
+    kind = scaler if isinstance(scaler, str) else scaler.kind
+    return "linear" if kind == "standard" else "sigmoid"
 
 
 def needs_moments(scaling: str, output_activation: str) -> bool:
     """Whether choosing ``scaling`` may need the features' means and variances, not only their ranges.
 
-    Only standardising uses them, which ``"auto"`` picks only for an output other than a
-    sigmoid; the ranges alone take one cheap pass in the data's own dtype.
+    Only standardising uses them, which ``"auto"`` picks for a table unless the output is
+    a sigmoid; the ranges alone take one cheap pass in the data's own dtype.
 
     Examples
     --------

@@ -7,7 +7,6 @@ against the file size before any large allocation, and every failure is a
 
 from __future__ import annotations
 
-import csv
 import gzip
 import io
 import math
@@ -15,12 +14,14 @@ import os
 import struct
 import zipfile
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-from lucidae.arrays import check_npy, check_npz
-from lucidae.datasets.base import Dataset
+from lucidae.arrays import check_memory, check_npy, check_npz
+from lucidae.datasets.base import Dataset, GeneratedNames
+from lucidae.datasets.tables import read_table
 from lucidae.errors import DataError
 
 IDX_DTYPES = {
@@ -50,7 +51,7 @@ def _read_at_most(fh: io.BufferedIOBase, n: int, chunk: int = 1 << 24) -> bytes:
             break
         parts.append(part)
         left -= len(part)
-    return b"".join(parts)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _open(path: Path) -> io.BufferedIOBase:
@@ -112,6 +113,8 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
                     f"{path} is truncated: its header declares shape {dims} ({expected} bytes of data) "
                     f"but the whole file has {path.stat().st_size} bytes."
                 )
+            # the chunks and their joined copy, then the array: about twice the payload at the peak
+            check_memory(2 * expected, f"{path} (declared shape {dims})")
             payload = _read_at_most(fh, expected)
             if len(payload) != expected:
                 raise DataError(
@@ -166,7 +169,7 @@ def _load_idx_pair(path: str | os.PathLike, split: str, name: str) -> Dataset:
     return Dataset(
         X=X.reshape(len(X), h * w),
         y=np.concatenate(labels).astype(np.int64),
-        feature_names=[f"px{r}_{c}" for r in range(h) for c in range(w)],
+        feature_names=GeneratedNames(h * w, image=(h, w)),  # made when read: a file may declare millions
         image_shape=(h, w),
         name=name,
         description=f"{name} ({split}) read from {folder}: uint8 pixels, {h}x{w}.",
@@ -225,7 +228,7 @@ def _as_dataset(arr: np.ndarray, path: Path, y: np.ndarray | None = None) -> Dat
     return Dataset(
         X=X,
         y=y,
-        feature_names=[f"x{i}" for i in range(X.shape[1])],
+        feature_names=GeneratedNames(X.shape[1]),
         image_shape=image_shape,
         name=path.stem,
         description=f"Array read from {path}.",
@@ -238,6 +241,10 @@ def load_array(
     key: str | None = None,
     target_column: str | None = None,
     mmap: bool = False,
+    id_column: str | None = None,
+    drop: str | Iterable[str] | None = None,
+    delimiter: str | None = None,
+    impute: str | None = None,
 ) -> Dataset:
     """Read a data matrix from ``.npy``, ``.npz`` or ``.csv``.
 
@@ -253,6 +260,17 @@ def load_array(
         CSV column to use as labels instead of as a feature.
     mmap : bool
         Open a ``.npy`` as a read-only memory map instead of reading it into memory.
+    id_column : str, optional
+        CSV column that identifies the rows: kept out of the features, returned as
+        ``Dataset.ids`` (strings), which ``encode`` and ``detect`` write as their first column.
+    drop : str or list of str, optional
+        CSV columns to leave out, as ``"a,b"`` or a list.
+    delimiter : str, optional
+        The CSV's field separator (``","``, ``";"``, ``"tab"``, ...); sniffed from the first lines when not given.
+    impute : {"mean", "median"}, optional
+        Missing cells (empty, ``NA``, ``nan``, ...) are read as NaN, for the estimator's
+        ``impute`` to fill from its training rows. Without it they are an error that names
+        the first few by their line in the file and their column.
 
     Returns
     -------
@@ -262,8 +280,8 @@ def load_array(
     Raises
     ------
     DataError
-        For a missing file, an unknown suffix, non-numeric CSV columns (named), ragged
-        rows, or an array that is not numeric.
+        For a missing file, an unknown suffix, non-numeric CSV columns (named, with a
+        line), missing cells without ``impute``, ragged rows, or an array that is not numeric.
 
     Examples
     --------
@@ -277,12 +295,19 @@ def load_array(
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"{path} does not exist or is not a file.")
+    if impute is not None and impute not in ("mean", "median"):
+        raise DataError(f"impute={impute!r} is not known; use 'mean', 'median' or None.")
     suffix = path.suffix.lower()
+    table_only = {"id_column": id_column, "drop": drop, "delimiter": delimiter}
+    if suffix != ".csv" and any(v not in (None, "", [], ()) for v in table_only.values()):
+        given = [k for k, v in table_only.items() if v not in (None, "", [], ())]
+        raise DataError(f"{given} apply to .csv tables only, but {path} is a {suffix} file; leave them out.")
     try:
         # The header checks come first: np.load allocates whatever shape a header declares.
         if suffix == ".npy":
             check_npy(path)
-            return _as_dataset(np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False), path)
+            arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+            return _checked(_as_dataset(arr, path), path, impute)
         if suffix == ".npz":
             check_npz(path)
             with np.load(path, allow_pickle=False) as archive:
@@ -293,68 +318,33 @@ def load_array(
                         f"{path} holds arrays {names}; say which with key=... (for example key={names[0]!r})."
                     )
                 y = archive["y"] if "y" in names and chosen != "y" else None
-                return _as_dataset(archive[chosen], path, y)
+                return _checked(_as_dataset(archive[chosen], path, y), path, impute)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         if isinstance(err, DataError):
             raise
         raise DataError(f"{path} could not be read as {suffix}: {str(err)[:200]}") from err
     if suffix == ".csv":
-        return _read_csv(path, target_column)
+        return read_table(
+            path, id_column=id_column, drop=drop, target_column=target_column, delimiter=delimiter, impute=impute
+        )
     raise DataError(f"{path}: unknown file type {suffix!r}; lucidae reads .npy, .npz, .csv and idx folders.")
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _read_csv(path: Path, target_column: str | None) -> Dataset:
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = [row for row in csv.reader(fh) if row]
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise DataError(f"{path} is not a readable UTF-8 CSV file: {err}") from err
-    if not rows:
-        raise DataError(f"{path} is empty.")
-    has_header = not all(_is_number(c) for c in rows[0])
-    header = [c.strip() for c in rows[0]] if has_header else [f"x{i}" for i in range(len(rows[0]))]
-    body = rows[1:] if has_header else rows
-    if not body:
-        raise DataError(f"{path} has a header but no data rows.")
-    width = len(header)
-    for i, row in enumerate(body):
-        if len(row) != width:
-            line = i + 1 + int(has_header)
-            raise DataError(f"{path} line {line} has {len(row)} fields; the first row has {width}.")
-    columns = list(zip(*body))
-    y = None
-    if target_column is not None:
-        if target_column not in header:
-            raise DataError(f"target_column={target_column!r} is not a column of {path}; columns: {header}.")
-        t = header.index(target_column)
-        y = np.asarray(columns[t])
-        if all(_is_number(v) for v in y):
-            y = y.astype(np.float64)
-        header, columns = header[:t] + header[t + 1 :], columns[:t] + columns[t + 1 :]
-    if not header:
-        raise DataError(f"{path} has no feature columns besides target_column={target_column!r}.")
-    bad = [name for name, col in zip(header, columns) if not all(_is_number(v) for v in col)]
-    if bad:
-        first = next(v for v in columns[header.index(bad[0])] if not _is_number(v))
+def _checked(ds: Dataset, path: Path, impute: str | None) -> Dataset:
+    """Refuse NaN (unless ``impute``) and infinity in an array read into memory, by its row in the file."""
+    X = ds.X
+    if isinstance(X, np.memmap) or X.dtype.kind != "f" or X.size == 0:
+        return ds  # a memory map is checked as it streams; integers cannot hold NaN
+    if np.isfinite(X.min()) and np.isfinite(X.max()):
+        return ds
+    if np.isinf(X).any():
+        row = int(np.argwhere(np.isinf(X))[0][0])
+        raise DataError(f"{path} holds {int(np.isinf(X).sum())} infinite value(s); the first in row {row}.")
+    if impute is None:
+        rows = np.unique(np.argwhere(np.isnan(X))[:, 0])
         raise DataError(
-            f"{path}: column(s) {bad} are not numeric (for example {first!r} in {bad[0]!r}). "
-            "Encode them as numbers, drop them, or name one as target_column."
+            f"{path} holds {int(np.isnan(X).sum())} NaN value(s) in {len(rows)} row(s) (rows "
+            f"{', '.join(str(int(r)) for r in rows[:5])}{', ...' if len(rows) > 5 else ''}, counted from 0). "
+            "Pass impute='median' (--impute median) to fill them from the training rows, or remove them."
         )
-    # float() per cell, as in _is_number: numpy's own parser disagrees on "1_000" or non-ASCII digits.
-    X = np.array([[float(v) for v in col] for col in columns], dtype=np.float64).T.copy()
-    return Dataset(
-        X=X,
-        y=y,
-        feature_names=header,
-        image_shape=None,
-        name=path.stem,
-        description=f"Table read from {path}: {X.shape[0]} rows, {X.shape[1]} numeric columns.",
-    )
+    return ds

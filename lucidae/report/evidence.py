@@ -247,3 +247,97 @@ def table_cell(value: float) -> str:
     ['1680', '12346', '0.41', '2.5e+06']
     """
     return f"{value:.0f}" if 1e4 <= abs(value) < 1e5 else f"{value:.4g}"
+
+
+FAR_OUTSIDE = 0.5
+"""A scaled value more than this share of the training range beyond it is far outside: a random hold-out of the
+training data's own distribution gives such values rarely; data in other units gives them by the bulk."""
+
+FAR_SHARE = 0.01
+"""Share of far-outside evaluation values that says the evaluation data is on another scale."""
+
+OUTSIDE_SHARE = 0.25
+"""Share of evaluation values outside the training range at all that says so too (a hold-out of the same data
+falls outside the range of n training rows with probability 2 / (n + 1) per value)."""
+
+DRIFT_T = 6.0
+"""t statistic (against zero) of a feature's evaluation mean, in training standard deviations, that counts as drift."""
+
+
+def scaling_mismatch(X_eval_s: np.ndarray, kind: str, output: str) -> list[tuple[str, str]]:
+    """Warnings (title, text) when the evaluation data is on another scale than the training data.
+
+    A random hold-out of the training data must not raise them: some of its values fall a
+    little outside the training range, and its means wander by sampling error. So a
+    bounded output (sigmoid, tanh) warns only when values lie far outside the range the
+    scaling mapped to it, or many lie outside at all; a standardised model warns when a
+    feature's evaluation mean lies over one training standard deviation away and the
+    evaluation rows leave no doubt about it (:data:`DRIFT_T`), or when the evaluation
+    spread is ten times larger or smaller than the training spread.
+
+    Parameters
+    ----------
+    X_eval_s : ndarray of shape (n_samples, n_features)
+        Evaluation data after the model's fitted scaling.
+    kind : str
+        The fitted scaling's kind (``Scaler.kind``).
+    output : str
+        The model's output activation.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> scaling_mismatch(rng.random((50, 4)), "minmax", "sigmoid")
+    []
+    >>> [title for title, _ in scaling_mismatch(rng.random((50, 4)) * 1000, "minmax", "sigmoid")]
+    ['Scaling mismatch']
+    >>> scaling_mismatch(rng.normal(size=(40, 3)), "standard", "linear")
+    []
+    >>> len(scaling_mismatch(rng.normal(size=(40, 3)) + 20, "standard", "linear"))
+    1
+    """
+    out: list[tuple[str, str]] = []
+    X = np.asarray(X_eval_s, dtype=np.float64)
+    X = X[:, np.isfinite(X).all(axis=0)] if X.ndim == 2 else X.reshape(len(X), -1)
+    if not X.size:
+        return out
+    if output in ("sigmoid", "tanh"):
+        low = 0.0 if output == "sigmoid" else -1.0
+        width = 1.0 - low
+        below, above = (low - X) / width, (X - 1.0) / width  # how far outside, in shares of the range
+        beyond = np.maximum(below, above)
+        far, outside = float((beyond > FAR_OUTSIDE).mean()), float((beyond > 0.01).mean())
+        if far > FAR_SHARE or outside > OUTSIDE_SHARE:
+            out.append(
+                (
+                    "Scaling mismatch",
+                    f"{outside:.1%} of the evaluation values fall outside [{low:g}, 1] after the scaling fitted at "
+                    f"training time ({far:.1%} far outside), but the {output} output cannot produce them. The "
+                    "evaluation data is not on the scale the model was trained on; check its units, or train "
+                    "with output_activation='linear'.",
+                )
+            )
+    if kind == "standard" and len(X) >= 2:
+        mean, sd = X.mean(axis=0), X.std(axis=0, ddof=1)
+        t = np.abs(mean) / np.maximum(sd / math.sqrt(len(X)), 1e-12)
+        drifted = (np.abs(mean) > 1.0) & (t > DRIFT_T)
+        spread = float(np.median(sd))
+        if drifted.any():
+            j = int(np.argmax(np.where(drifted, np.abs(mean), -np.inf)))
+            out.append(
+                (
+                    "Scaling mismatch",
+                    f"{int(drifted.sum())} feature(s) have an evaluation mean far from the training mean (feature "
+                    f"{j}: {abs(float(mean[j])):.1f} training standard deviations away): the evaluation data "
+                    "differs from the training data, or is in other units.",
+                )
+            )
+        elif len(X) >= 5 and not 0.1 <= spread <= 10.0:
+            out.append(
+                (
+                    "Scaling mismatch",
+                    f"The evaluation data spreads {spread:.3g} times as wide as the training data (median over "
+                    "features, in training standard deviations): it looks like data in other units.",
+                )
+            )
+    return out
