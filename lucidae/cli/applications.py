@@ -64,7 +64,7 @@ def detect(
     """
     import numpy as np
 
-    fitting = {f.name for f in fields(AnomalyConfig)}
+    fitting = {f.name for f in fields(AnomalyConfig)} | {"impute"}  # what a saved detector has fixed
     explicit = explicit_options(ctx, options)
     try:  # every option is checked before any data is read or any model fitted: a usage error (exit 2)
         if explain < 0:
@@ -79,17 +79,26 @@ def detect(
             )
         if model is not None and save is not None:
             raise ConfigError(f"--save {save} with --model {model}: the detector is saved already; leave out --save.")
-        cfg = AnomalyConfig(**{k: v for k, v in options.items() if k in fitting})
+        cfg = AnomalyConfig(**{k: v for k, v in options.items() if k in fitting and k != "impute"})
         cfg.validate()
     except ConfigError as err:
         raise usage_error(err) from err
 
     from lucidae.applications.anomaly import AnomalyDetector, load_detector
+    from lucidae.scaling import fit_fill
 
     try:
-        table = table_options(read_data_options(model) if model is not None else {}, options, explicit)
+        stored = read_data_options(model) if model is not None else {}
+        table = table_options(stored, options, explicit)
         ds = load_data(data, table)
         X = np.asarray(ds.X, dtype=np.float64)
+        # with --impute, missing cells are filled with each feature's median (mean) over the rows fitted on,
+        # stored beside a saved detector and applied to the data it scores later
+        fill = (
+            stored.get("fill") if model is not None else fit_fill(X, table["impute"]) if table.get("impute") else None
+        )
+        if fill is not None:
+            X = np.where(np.isnan(X), np.asarray(fill, dtype=np.float64), X)
         if model is not None:
             det = load_detector(model)
             scores = det.decision_function(X)
@@ -119,7 +128,10 @@ def detect(
             typer.echo(f"scores written to {out}")
         if save is not None:
             folder = det.save(save)
-            write_json(folder / DATA_OPTIONS, {k: v for k, v in table.items() if v is not None})
+            kept = {k: v for k, v in table.items() if v is not None}
+            write_json(
+                folder / DATA_OPTIONS, {**kept, **({"fill": np.asarray(fill).tolist()} if fill is not None else {})}
+            )
             typer.echo(f"detector saved to {folder} (score new data with: lucidae detect --model {folder} --data ...)")
     except LucidaeError as err:
         raise fail(err) from err
@@ -274,7 +286,7 @@ def register(app: typer.Typer) -> None:
     # their options come from the concern's config, as train's come from the model/train/data configs
     # detect reads tables as train does (--id-column, --drop, --delimiter)
     detect_command = with_options(
-        with_options(detect, (AnomalyConfig,)), (DataConfig,), only=table_fields(READ_OPTIONS)
+        with_options(detect, (AnomalyConfig,)), (DataConfig,), only=table_fields((*READ_OPTIONS, "impute"))
     )
     app.command(name="detect")(detect_command)
     app.command(name="compress")(compress)

@@ -35,7 +35,8 @@ READ_OPTIONS = ("id_column", "drop", "delimiter")
 missing cells, ``impute``, is the model's, fitted on its training rows; it comes from the run.)"""
 
 DATA_OPTIONS = "data_options.json"
-"""Written beside a detector saved by ``lucidae detect --save``: how its training table was read."""
+"""Written beside a detector saved by ``lucidae detect --save``: how its training table was read, and
+with ``--impute`` the per-feature ``fill`` of missing cells fitted on it (applied to the data it scores)."""
 
 
 def table_fields(names: tuple[str, ...] = TABLE_FIELDS) -> tuple[str, ...]:
@@ -92,11 +93,14 @@ def read_data_options(folder: Path) -> dict[str, Any]:
         options = json.loads(path.read_text(encoding="utf-8")[:100_000])
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise CorruptFileError(f"{path} could not be read ({err}); delete it, or save the detector again.") from err
-    if not isinstance(options, dict) or not all(
-        k in TABLE_FIELDS and (v is None or isinstance(v, str)) for k, v in options.items()
+    fill = options.pop("fill", None) if isinstance(options, dict) else None
+    if (
+        not isinstance(options, dict)
+        or not all(k in TABLE_FIELDS and (v is None or isinstance(v, str)) for k, v in options.items())
+        or not (fill is None or (isinstance(fill, list) and all(isinstance(v, (int, float)) for v in fill)))
     ):
         raise CorruptFileError(f"{path} is not a set of table options {list(TABLE_FIELDS)}; delete it.")
-    return options
+    return options if fill is None else {**options, "fill": fill}
 
 
 def run_record(run_dir: Path) -> dict[str, Any]:

@@ -36,7 +36,7 @@ CLI_EXCLUDE = {"input_dim"}
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     "linear": {"batch_size": 2048, "lr": 0.03, "validation_fraction": 0.0},
     "vae": {"hidden_dims": (256, 256), "latent_dim": 10, "lr": 1e-3},
-    "tcvae": {"hidden_dims": (256, 256), "latent_dim": 10, "lr": 1e-3, "dim_kl_weight": 0.05, "n_init": 3},
+    "tcvae": {"hidden_dims": (256, 256), "latent_dim": 10, "lr": 1e-3, "beta": 6.0, "dim_kl_weight": 0.05, "n_init": 3},
 }
 """The families whose estimators default an option otherwise than the config does (``lucidae train``
 uses the family's value unless the option is given). Written out here, so that ``lucidae --help``
