@@ -3,7 +3,11 @@
 - :mod:`~lucidae.cli.app`: the typer app and its commands (train, encode, reconstruct,
   prune, info, demo, report, sweep);
 - :mod:`~lucidae.cli.applications`: detect, compress, decompress, topics;
-- :mod:`~lucidae.cli.options`: config fields to typed options and back.
+- :mod:`~lucidae.cli.interop`: export, import;
+- :mod:`~lucidae.cli.options`: config fields to typed options and back, exit codes (1 for a
+  runtime error, 2 for a usage error);
+- :mod:`~lucidae.cli.data`: the data of a command that uses a saved model (the run's own by
+  default, read as training read it) and outputs keyed by the table's id column.
 
 The workflows the commands drive are library code: :func:`lucidae.runs.fit_run` and
 :func:`lucidae.runs.estimator_from_configs` (still importable from here, as before).
