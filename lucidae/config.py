@@ -20,18 +20,30 @@ import types
 import typing
 from dataclasses import MISSING, asdict, dataclass, fields
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from lucidae.errors import ConfigError
 
-ACTIVATIONS = ("relu", "linear", "sigmoid", "tanh", "gelu", "leaky_relu", "softplus", "elu", "silu")
+# The fields with a fixed set of values are typed Literal: the CLI lists the values in --help and
+# refuses others when it parses the command line; from_dict (coerce) refuses them too.
+Activation = Literal["relu", "linear", "sigmoid", "tanh", "gelu", "leaky_relu", "softplus", "elu", "silu"]
+ACTIVATIONS: tuple[str, ...] = typing.get_args(Activation)
 """Names accepted wherever an activation is configured. ``"linear"`` means none."""
 
-MODEL_FAMILIES = ("dense", "linear", "sparse", "topk", "conv", "vae", "tcvae", "jumprelu")
+ModelFamily = Literal["dense", "linear", "sparse", "topk", "conv", "vae", "tcvae", "jumprelu"]
+MODEL_FAMILIES: tuple[str, ...] = typing.get_args(ModelFamily)
 """Values of ``ModelConfig.model``; :data:`lucidae.models.MODELS` maps each to its ``nn.Module`` class."""
 
-SCALINGS = ("auto", "minmax", "standard", "none")
+Scaling = Literal["auto", "minmax", "standard", "none"]
+SCALINGS: tuple[str, ...] = typing.get_args(Scaling)
 """Input scalings; see :mod:`lucidae.scaling`."""
+
+Impute = Literal["mean", "median"]
+IMPUTES: tuple[str, ...] = typing.get_args(Impute)
+"""Ways to fill missing values (NaN) from the training rows; stored with the model's scaling."""
+
+AUTO_CONV_CHANNELS = (32, 32, 64, 64)
+"""Channels of the convolutions a conv model takes, as many as its images allow, when ``conv_channels`` is unset."""
 
 T = TypeVar("T", bound="Config")
 
@@ -99,6 +111,10 @@ def coerce(name: str, value: Any, hint: Any) -> Any:
     """
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
+    if origin is Literal:
+        if value not in args or isinstance(value, bool):
+            raise ConfigError(f"{name}={value!r} is not known; allowed values are {list(args)}.")
+        return value
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -265,7 +281,7 @@ class ModelConfig(Config):
     (128,)
     """
 
-    model: str = "dense"
+    model: ModelFamily = "dense"
     """Model family. "dense" is the classic MLP autoencoder (encoder, latent code, mirrored decoder)."""
     input_dim: int = 0
     """Number of input features; taken from the data when training, so leave it at 0 there."""
@@ -277,11 +293,11 @@ class ModelConfig(Config):
     half only; tied weights need the mirror."""
     latent_dim: int = 32
     """Size of the code (bottleneck)."""
-    activation: str = "relu"
+    activation: Activation = "relu"
     """Activation of the hidden layers; "linear" for none."""
-    latent_activation: str = "relu"
+    latent_activation: Activation = "relu"
     """Activation applied to the code. "linear" gives an unconstrained code; "relu" a non-negative one."""
-    output_activation: str = "sigmoid"
+    output_activation: Activation = "sigmoid"
     """Activation of the reconstruction. "sigmoid" needs targets in [0, 1] (see scaling); "linear" fits any range."""
     tied: bool = False
     """"dense"/"linear" models: the decoder applies the encoder's weight matrices transposed (only its biases
@@ -299,7 +315,7 @@ class ModelConfig(Config):
     latent_l1: float = 0.0
     """"dense"/"linear" models: activation sparsity, latent_l1 * mean over samples of sum|z| added to the loss
     (an L1 penalty on the code, not the weights): fewer latents active per sample. Useful range about 1e-5 to 1e-3."""
-    noise: str = "none"
+    noise: Literal["none", "gaussian", "mask"] = "none"
     """"dense"/"linear" models: corrupt the inputs while training (never the targets, never when evaluating)
     for a denoising autoencoder: "gaussian" adds noise_level * N(0, 1) in the scaled space, "mask" zeroes
     each input with probability noise_level, "none" trains on clean inputs."""
@@ -312,7 +328,7 @@ class ModelConfig(Config):
     multiplied by the norm of its decoder column so that growing columns cannot buy a smaller penalty."""
     unit_norm_decoder: bool = True
     """Sparse models: keep every decoder column (dictionary atom) at norm 1 after each optimiser step."""
-    decoder_bias_init: str = "median"
+    decoder_bias_init: Literal["median", "mean", "zeros"] = "median"
     """Sparse models: start the decoder bias (subtracted before encoding) at the data's geometric
     "median" (robust to outliers), its "mean", or "zeros"."""
     aux_k: int = 32
@@ -325,16 +341,17 @@ class ModelConfig(Config):
     image_shape: tuple[int, ...] = ()
     """Convolutional models: (channels, height, width) or (height, width) of one sample; taken from the
     data (fit's image_shape, or the dataset) when left empty."""
-    conv_channels: tuple[int, ...] = (32, 32, 64, 64)
+    conv_channels: tuple[int, ...] | None = None
     """Convolutional models: channels of each 4x4, stride-2 conv layer (each halves height and width);
-    hidden_dims then gives the dense layers between the convolutions and the code."""
-    architecture: str = "dense"
+    hidden_dims then gives the dense layers between the convolutions and the code. Unset: as many of
+    32,32,64,64 as keep the feature maps at least 4x4 (one layer for 8x8 images, two for 28x28)."""
+    architecture: Literal["dense", "conv"] = "dense"
     """"vae"/"tcvae" models: "dense" (MLP through hidden_dims) or "conv" (conv_channels, then hidden_dims;
     needs image_shape) encoder and mirrored decoder."""
-    beta: float = 6.0
+    beta: float = 1.0
     """"vae": weight of the KL term (1 = plain VAE, > 1 = beta-VAE); "tcvae": weight of the total
-    correlation. Higher trades reconstruction for more independent latents."""
-    likelihood: str = "bernoulli"
+    correlation (6 unless given). Higher trades reconstruction for more independent latents."""
+    likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
     """"vae"/"tcvae" models: "bernoulli" for data in [0, 1] such as binary images (needs
     output_activation "sigmoid"), or "gaussian" with a learned shared variance."""
     mi_weight: float = 1.0
@@ -428,11 +445,24 @@ class ModelConfig(Config):
             return tuple(str(w) for w in self.widths())
         c, h, w = (1, *self.image_shape) if len(self.image_shape) == 2 else self.image_shape
         maps = [f"{c}x{h}x{w}"]
-        for channels in self.conv_channels:
+        for channels in self.conv_layers():
             h, w = h // 2, w // 2
             maps.append(f"{channels}x{h}x{w}")
         dense = (*self.hidden_dims, self.latent_dim, *self.hidden_dims[::-1])
         return (*maps, *(str(d) for d in dense), *maps[::-1])
+
+    def conv_layers(self) -> tuple[int, ...]:
+        """``conv_channels``, or when unset as many of (32, 32, 64, 64) as keep the maps at least 4x4.
+
+        Examples
+        --------
+        >>> ModelConfig(image_shape=(8, 8)).conv_layers(), ModelConfig(image_shape=(1, 64, 64)).conv_layers()
+        ((32,), (32, 32, 64, 64))
+        """
+        if self.conv_channels is not None:
+            return self.conv_channels
+        side = min(self.image_shape[-2:]) if len(self.image_shape) in (2, 3) else 64
+        return AUTO_CONV_CHANNELS[: max(1, min(4, (max(side, 1) // 4).bit_length() - 1))]
 
     def _validate_decoder_hidden_dims(self) -> None:
         dims = self.decoder_hidden_dims
@@ -473,7 +503,8 @@ class ModelConfig(Config):
         for name in ("image_shape", "conv_channels"):
             value = getattr(self, name)
             require(
-                isinstance(value, tuple)
+                (value is None and name == "conv_channels")
+                or isinstance(value, tuple)
                 and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 100_000 for v in value),
                 f"{name}={value!r} is invalid: expected a tuple of positive integers.",
             )
@@ -483,7 +514,7 @@ class ModelConfig(Config):
             "or () for data that is not an image.",
         )
         require(
-            1 <= len(self.conv_channels) <= 16,
+            1 <= len(self.conv_layers()) <= 16,
             f"conv_channels={self.conv_channels!r} is invalid: expected 1 to 16 layers, such as (32, 32, 64, 64).",
         )
         check_choice("architecture", self.architecture, ("dense", "conv"))
@@ -538,10 +569,10 @@ def check_conv_config(cfg: ModelConfig) -> tuple[int, int, int]:
             f"image_shape={cfg.image_shape} has {chw[0] * chw[1] * chw[2]} values, but the data has "
             f"{cfg.input_dim} features. Pass the shape of one sample."
         )
-    n = len(cfg.conv_channels)
+    n = len(cfg.conv_layers())
     if min(chw[1], chw[2]) < 2**n:
         raise ConfigError(
-            f"conv_channels={cfg.conv_channels} halves the image {n} times, but a {chw[1]}x{chw[2]} image "
+            f"conv_channels={cfg.conv_layers()} halves the image {n} times, but a {chw[1]}x{chw[2]} image "
             f"allows at most {int(min(chw[1], chw[2])).bit_length() - 1}. Pass fewer conv_channels."
         )
     return chw
@@ -568,7 +599,7 @@ class TrainConfig(Config):
     """Samples per optimiser step."""
     lr: float = 3e-3
     """Peak Adam learning rate; lower it if the loss turns NaN or oscillates."""
-    lr_schedule: str = "cosine"
+    lr_schedule: Literal["cosine", "constant"] = "cosine"
     """"cosine" decays the rate to 5% of its peak over the run; "constant" keeps it fixed."""
     weight_decay: float = 0.0
     """Decoupled (AdamW) weight decay on every parameter; 0 for plain Adam."""
@@ -588,10 +619,15 @@ class TrainConfig(Config):
     random_state: int | None = None
     """Seed for initialisation, the validation split, shuffling and noise; same seed, same result on CPU."""
     verbose: int = 1
-    """0: silent; 1: progress bar on a terminal; 2: one line per epoch, terminal or not."""
+    """0: silent; 1: a progress bar where someone is watching (a terminal or a Jupyter notebook), nothing
+    when the output goes to a file or a pipe; 2: the bar, and one line per epoch wherever the output goes.
+    The estimators also take "auto" (1), True (2) and False (0)."""
+    n_threads: int | None = None
+    """CPU threads torch may use while training (torch.set_num_threads, restored afterwards); unset: torch's
+    own count, usually every core. Fewer leave cores to other work."""
     device: str = "cpu"
     """Torch device: "cpu", "cuda", "cuda:1" or "auto" (CUDA when available)."""
-    precision: str = "fp32"
+    precision: Literal["fp32", "bf16"] = "fp32"
     """"fp32", or "bf16" to run forward passes under bfloat16 autocast (faster on recent GPUs; weights stay fp32)."""
 
     def validate(self) -> None:
@@ -616,6 +652,8 @@ class TrainConfig(Config):
             f"random_state={self.random_state!r} is invalid: expected None or an integer.",
         )
         check_int("verbose", self.verbose, minimum=0)
+        if self.n_threads is not None:
+            check_int("n_threads", self.n_threads)
         require(
             isinstance(self.device, str) and (self.device in ("cpu", "auto") or self.device.startswith("cuda")),
             f"device={self.device!r} is not known; use 'cpu', 'cuda', 'cuda:N' or 'auto'.",
@@ -635,17 +673,43 @@ class DataConfig(Config):
     data: str = "digits"
     """A built-in dataset name ("digits") or a path to a .npy, .npz or .csv file,
     or to a folder of MNIST-style idx files."""
-    scaling: str = "auto"
-    """"auto": uint8 images to [0, 1], data already in [0, 1] kept, else min-max (sigmoid output)
-    or standardised; or "minmax", "standard", "none"."""
+    scaling: Scaling = "auto"
+    """"auto": uint8 images to [0, 1] and data already in [0, 1] kept (with a sigmoid output); any other
+    data is a table, standardised, with a linear output. Or "minmax", "standard", "none"."""
     test_fraction: float = 0.2
     """Share of the samples held out (never trained on) to report held-out reconstruction error."""
+    id_column: str | None = None
+    """CSV column naming the rows (a customer id, say): kept out of the features and written as the first
+    column of what encode and detect write."""
+    drop: str | None = None
+    """CSV columns to leave out, comma-separated ("label,notes")."""
+    impute: Impute | None = None
+    """Fill missing cells (empty, NA, nan) with each feature's "mean" or "median" over the training rows,
+    stored with the model and applied whenever it reads data; unset: missing cells are an error that names
+    their lines."""
+    delimiter: str | None = None
+    """The CSV's field separator ("," ";" "tab" "|"); unset: sniffed from the first lines."""
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid field."""
         require(isinstance(self.data, str) and self.data != "", "data must be a dataset name or a path.")
         check_choice("scaling", self.scaling, SCALINGS)
         check_number("test_fraction", self.test_fraction, 0.0, 0.9)
+        for name in ("id_column", "drop", "delimiter"):
+            value = getattr(self, name)
+            require(
+                value is None or (isinstance(value, str) and value.strip() != ""),
+                f"{name}={value!r} is invalid: expected a column name (drop: names separated by commas) or unset.",
+            )
+        if self.impute is not None:
+            check_choice("impute", self.impute, IMPUTES)
+        named = ("tab", "\\t", "comma", "semicolon", "pipe", "space")
+        require(
+            self.delimiter is None
+            or self.delimiter.lower() in named
+            or (len(self.delimiter) == 1 and not self.delimiter.isalnum() and self.delimiter not in "\"\r\n"),
+            f"delimiter={self.delimiter!r} is invalid: expected one character such as ',' ';' '|', or 'tab'.",
+        )
 
 
 def defaults(cls: type) -> dict[str, Any]:
@@ -663,7 +727,8 @@ def defaults(cls: type) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- applications and sweeps
-SCORINGS = ("likelihood", "reconstruction")
+Scoring = Literal["ensemble", "likelihood", "reconstruction"]
+SCORINGS: tuple[str, ...] = typing.get_args(Scoring)
 """Accepted values of ``AnomalyDetector(scoring=...)``."""
 
 
@@ -682,25 +747,35 @@ class AnomalyConfig(Config):
 
     contamination: float = 0.1
     """Expected share of outliers in the training data, in (0, 0.5]; the threshold flags that share (PyOD's 0.1)."""
-    scoring: str = "likelihood"
-    """"likelihood": reconstruction error plus the code's Mahalanobis distance; "reconstruction": the error alone."""
+    scoring: Scoring = "ensemble"
+    """"ensemble": the autoencoder's likelihood score averaged with a nearest-neighbour distance and an isolation
+    forest, each in robust standard units; "likelihood": reconstruction error plus the code's Mahalanobis distance;
+    "reconstruction": the error alone."""
     n_neighbors: int = 5
     """Nearest normal training samples that explain() returns."""
+    train_steps: int = 300
+    """Optimiser steps of the default autoencoder, whatever the number of rows (its batch grows with the data)."""
+    robust: bool = True
+    """"ensemble" only: train the autoencoder on the 80% of rows the other two members find most normal."""
     random_state: int | None = None
-    """Seed for the default autoencoder; same seed, same scores on CPU."""
+    """Seed for the default autoencoder and the forest; same seed, same scores on CPU."""
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid field."""
         check_number("contamination", self.contamination, 0.0, 0.5, low_open=True)
         check_choice("scoring", self.scoring, SCORINGS)
         check_int("n_neighbors", self.n_neighbors)
+        check_int("train_steps", self.train_steps)
+        require(isinstance(self.robust, bool), f"robust={self.robust!r} is invalid: expected True or False.")
         check_seed(self.random_state)
 
 
-VECTORIZERS = ("tfidf", "count")
+Vectorizer = Literal["tfidf", "count"]
+VECTORIZERS: tuple[str, ...] = typing.get_args(Vectorizer)
 """Accepted values of ``TextTopics(vectorizer=...)``."""
 
-STOP_WORDS = ("english", "none")
+StopWords = Literal["english", "none"]
+STOP_WORDS: tuple[str, ...] = typing.get_args(StopWords)
 """Accepted values of ``TextTopics(stop_words=...)``: scikit-learn's English list, or keep every word."""
 
 
@@ -721,7 +796,7 @@ class TopicsConfig(Config):
     """Number of latents (topics) of the TopK sparse autoencoder."""
     k: int = 4
     """Active latents per document (TopK's k)."""
-    vectorizer: str = "tfidf"
+    vectorizer: Vectorizer = "tfidf"
     """"tfidf" (sublinear term frequency, L2-normalised rows) or "count" (counts scaled to unit row sums)."""
     max_features: int = 5000
     """Vocabulary size: the most frequent words are kept."""
@@ -729,10 +804,10 @@ class TopicsConfig(Config):
     """Words in fewer documents than this are dropped."""
     max_df: float = 0.5
     """Words in a larger share of documents than this are dropped (near-stop words), in (0, 1]."""
-    stop_words: str = "english"
+    stop_words: StopWords = "english"
     """"english": drop scikit-learn's English stop words; "none": keep every word."""
-    random_state: int | None = None
-    """Seed of the autoencoder; the same seed gives the same topics on CPU."""
+    random_state: int | None = 0
+    """Seed of the autoencoder; the same seed gives the same topics on CPU (unset: a new seed each run)."""
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid field."""
@@ -817,35 +892,3 @@ class SweepConfig(Config):
         check_number("test_fraction", self.test_fraction, 0.0, 0.9, low_open=True)
         check_int("random_state", self.random_state, minimum=0)
         check_int("max_latents", self.max_latents)
-
-    @classmethod
-    def from_cli(cls, options: dict[str, Any]) -> SweepConfig:
-        """Build a config from CLI options, where tuples arrive as comma-separated text.
-
-        Examples
-        --------
-        >>> SweepConfig.from_cli({"latent_dims": "4, 16", "activations": "linear"}).latent_dims
-        (4, 16)
-        """
-        hints = typing.get_type_hints(cls)
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name not in options:
-                continue
-            value = options[f.name]
-            if typing.get_origin(hints[f.name]) is tuple and isinstance(value, str):
-                kind = typing.get_args(hints[f.name])[0]
-                parts = [p.strip() for p in value.split(",") if p.strip()]
-                try:
-                    value = tuple(kind(p) for p in parts)
-                except ValueError as err:
-                    raise ConfigError(
-                        f"--{f.name.replace('_', '-')} {value!r} is invalid: expected comma-separated "
-                        f"{kind.__name__} values such as {_cli_example(kind)!r}."
-                    ) from err
-            values[f.name] = value
-        return cls.from_dict(values)
-
-
-def _cli_example(kind: type) -> str:
-    return {int: "8,32", float: "0.01,0.1", str: "relu,linear"}.get(kind, "a,b")

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib.util
 import math
 import os
 import sys
@@ -72,7 +73,10 @@ __all__ = [
     "make_optimizer",
     "resolve_device",
     "resolve_seed",
+    "seed_param",
     "seeded",
+    "torch_threads",
+    "verbose_level",
     "split_validation",
     "train",
 ]
@@ -101,20 +105,73 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def resolve_seed(random_state: int | None) -> int:
-    """The seed to use: ``random_state`` itself, or one drawn from NumPy's global RNG.
+def resolve_seed(random_state: int | np.random.RandomState | np.random.Generator | None) -> int:
+    """The seed to use: ``random_state`` itself, one drawn from it, or one drawn from NumPy's global RNG.
 
-    Drawing from NumPy's global generator follows scikit-learn: ``np.random.seed`` then
-    makes unseeded runs reproducible too.
+    As scikit-learn's ``check_random_state``: ``None`` draws from NumPy's global generator
+    (so ``np.random.seed`` makes unseeded runs reproducible too), an integer is the seed,
+    and a ``np.random.RandomState`` or ``np.random.Generator`` gives one draw (each fit
+    with the same generator object then differs, as in scikit-learn).
 
     Examples
     --------
     >>> resolve_seed(7)
     7
+    >>> resolve_seed(np.random.default_rng(0)) == resolve_seed(np.random.default_rng(0))
+    True
     """
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, 2**31 - 1))
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**31 - 1))
     if random_state is not None:
+        if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)):
+            raise ConfigError(
+                f"random_state={random_state!r} is invalid: expected None, an integer, "
+                "a numpy.random.RandomState or a numpy.random.Generator."
+            )
         return int(random_state) % (2**63)
     return int(np.random.randint(0, 2**31 - 1))  # noqa: NPY002 - the global RNG, on purpose
+
+
+def seed_param(random_state: Any) -> Any:
+    """``random_state`` as :class:`TrainConfig` holds it: a generator object becomes one int drawn from it.
+
+    None and integers pass through (None draws a fresh seed at each fit); anything else is
+    left for the config's check to name.
+
+    Examples
+    --------
+    >>> seed_param(None), seed_param(3), isinstance(seed_param(np.random.RandomState(0)), int)
+    (None, 3, True)
+    """
+    if isinstance(random_state, (np.random.RandomState, np.random.Generator)):
+        return resolve_seed(random_state)
+    return random_state
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run a block with ``torch.set_num_threads(n)``, restoring the caller's count afterwards (None: unchanged).
+
+    Examples
+    --------
+    >>> before = torch.get_num_threads()
+    >>> with torch_threads(1):
+    ...     torch.get_num_threads()
+    1
+    >>> torch.get_num_threads() == before
+    True
+    """
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @contextlib.contextmanager
@@ -211,13 +268,54 @@ def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
     return cfg.lr * (MIN_LR_RATIO + (1 - MIN_LR_RATIO) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def verbose_level(verbose: Any) -> int:
+    """An estimator's ``verbose`` as :class:`TrainConfig`'s level: 0 silent, 1 auto, 2 always.
+
+    ``"auto"`` is 1 (a bar where someone is watching: a terminal or a Jupyter notebook),
+    ``True`` is 2 (progress wherever the output goes) and ``False`` is 0; integers pass
+    through for :class:`TrainConfig` to check.
+
+    Examples
+    --------
+    >>> verbose_level("auto"), verbose_level(True), verbose_level(False), verbose_level(2)
+    (1, 2, 0, 2)
+    """
+    if isinstance(verbose, bool):
+        return 2 if verbose else 0
+    if isinstance(verbose, str):
+        if verbose != "auto":
+            raise ConfigError(f"verbose={verbose!r} is not known: expected 'auto', True, False or 0, 1, 2.")
+        return 1
+    return verbose
+
+
+def in_notebook() -> bool:
+    """Whether the code runs in a Jupyter kernel (where stderr is not a terminal, but someone is watching).
+
+    Examples
+    --------
+    >>> in_notebook()
+    False
+    """
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
 class _Progress:
-    """A rich progress bar on a terminal when verbose; one line per epoch at verbose >= 2."""
+    """Training progress: a rich bar where someone watches (verbose >= 1), text lines elsewhere (verbose 2).
+
+    A terminal gets rich's live bar; a Jupyter notebook gets it too when ipywidgets is
+    installed, otherwise one text line redrawn in place. Output that goes to a file or a
+    pipe gets nothing at verbose=1 and one line per epoch at verbose=2.
+    """
 
     def __init__(self, verbose: int, epochs: int):
-        self.bar = None
-        self.verbose = verbose
-        if verbose >= 1 and sys.stderr.isatty():
+        self.bar: Any = None
+        self.verbose, self.epochs, self.done, self.inline = verbose, epochs, 0, False
+        notebook = verbose >= 1 and in_notebook()
+        if notebook and importlib.util.find_spec("ipywidgets") is None:
+            self.inline = True  # rich needs ipywidgets in a notebook; a line redrawn with \r works without
+        elif verbose >= 1 and (notebook or sys.stderr.isatty()):
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
@@ -239,18 +337,25 @@ class _Progress:
             self.bar.start()
 
     def update(self, record: dict[str, Any]) -> None:
+        self.done += 1
+        loss = f"{record['loss']:.5f}"
+        if "val_loss" in record:
+            loss += f" (val {record['val_loss']:.5f})"
         if self.bar is not None:
-            loss = f"{record['loss']:.5f}"
-            if "val_loss" in record:
-                loss += f" (val {record['val_loss']:.5f})"
             self.bar.update(self.task, advance=1, loss=loss, speed=f"{record['samples_per_s']:,.0f}")
+        elif self.inline:
+            filled = round(20 * self.done / max(self.epochs, 1))
+            bar = "#" * filled + "-" * (20 - filled)
+            print(f"\rtraining [{bar}] {self.done}/{self.epochs} loss {loss}", end="", file=sys.stderr, flush=True)
         if self.verbose >= 2:
-            parts = [f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()]
-            print("epoch " + " ".join(parts), file=sys.stderr, flush=True)
+            parts = [f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items() if k != "epoch"]
+            print(f"epoch {self.done}/{self.epochs} " + " ".join(parts), file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.stop()
+        elif self.inline and self.done:
+            print(file=sys.stderr, flush=True)
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -394,7 +499,7 @@ def train(
     ckpt_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
     saved = _resumable_checkpoint(ckpt_dir, cfg) if resume else None
     run = _Run(module, cfg, data, gen, me, device, ckpt_dir, checkpoint_every, on_epoch_end)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), torch_threads(getattr(cfg, "n_threads", None)):
         # noise inside the model (dropout, sampling) draws from a stream the checkpoint can restore
         torch.manual_seed(seed ^ 0x5EED)
         run.start(saved, warm_start)
@@ -420,7 +525,7 @@ def _resumable_checkpoint(directory: Path, cfg: TrainConfig) -> TrainState:
     """The checkpoint in ``directory``, checked to have been written with the same training settings."""
     saved = load_checkpoint(directory)
     now = cfg.to_dict()
-    free = {"verbose", "device"}
+    free = {"verbose", "device", "n_threads"}
     changed = sorted(k for k in set(saved.config) | set(now) if k not in free and saved.config.get(k) != now.get(k))
     if changed:
         details = ", ".join(f"{k}: {saved.config.get(k)!r} -> {now.get(k)!r}" for k in changed)

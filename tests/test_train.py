@@ -100,7 +100,7 @@ def test_cosine_schedule_endpoints():
 def test_progress_line_per_epoch_when_verbose_2(digits, capsys):
     train(_model(), digits.X[:200], TrainConfig(epochs=2, verbose=2, random_state=0))
     err = capsys.readouterr().err
-    assert err.count("epoch epoch=") == 2 and "samples_per_s" in err
+    assert err.count("epoch 1/2 ") == 1 and err.count("epoch 2/2 ") == 1 and "samples_per_s" in err
 
 
 def test_quiet_when_not_a_terminal(digits, capsys):

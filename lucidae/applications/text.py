@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 from lucidae.config import (
@@ -35,6 +35,8 @@ from lucidae.config import (
 from lucidae.errors import ConfigError, CorruptFileError, DataError
 from lucidae.estimators import TopKAutoEncoder
 from lucidae.estimators.persist import load_holder, save_holder
+
+_GENERATORS = (np.random.RandomState, np.random.Generator)
 
 TEXT_SUFFIXES = (".txt", ".md", ".rst")
 """Files read as documents from a folder by :func:`read_documents`."""
@@ -64,8 +66,12 @@ class LatentTopic:
         return f"latent {self.latent} ({self.frequency:.1%} of documents): {words}"
 
 
-class TextTopics(BaseEstimator):
+class TextTopics(TransformerMixin, BaseEstimator):
     """Learn interpretable latents (topics) from documents with a sparse autoencoder.
+
+    A scikit-learn transformer from documents to latent activations: ``fit``,
+    ``transform``, ``fit_transform``, ``get_feature_names_out`` and ``set_output``, so it
+    can be cloned, grid-searched and used as the first step of a ``Pipeline``.
 
     Parameters
     ----------
@@ -85,8 +91,11 @@ class TextTopics(BaseEstimator):
         Drop scikit-learn's English stop words, or keep every word (``None`` also keeps them).
     estimator : lucidae estimator, optional
         Any unfitted lucidae autoencoder to use instead of the default TopK one.
-    random_state : int, optional
-    verbose : int, default=0
+    random_state : int, numpy RandomState or Generator, or None, default=0
+        Seed of the autoencoder; the default 0 gives the same topics on every run (on CPU).
+        None draws a new seed each fit.
+    verbose : int, bool or "auto", default=0
+        Training progress; see :class:`lucidae.config.TrainConfig`.
 
     Attributes
     ----------
@@ -120,8 +129,8 @@ class TextTopics(BaseEstimator):
         max_df: float = 0.5,
         stop_words: str | None = "english",
         estimator: Any = None,
-        random_state: int | None = None,
-        verbose: int = 0,
+        random_state: int | np.random.RandomState | np.random.Generator | None = 0,
+        verbose: int | bool | str = 0,
     ):
         self.n_latents = n_latents
         self.k = k
@@ -147,9 +156,16 @@ class TextTopics(BaseEstimator):
             min_df=plain(self.min_df),
             max_df=self.max_df,
             stop_words=stop_words,
-            random_state=self.random_state,
+            # a RandomState or Generator is checked, and drawn from, by the autoencoder
+            random_state=None if isinstance(self.random_state, _GENERATORS) else plain(self.random_state),
         )
         cfg.validate()
+
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        return tags
 
     def _make_vectorizer(self) -> Any:
         from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
@@ -229,6 +245,33 @@ class TextTopics(BaseEstimator):
         base = self.estimator_.inverse_transform(np.zeros((1, n_latents), np.float32))  # (1, words)
         onehot = np.diag(level).astype(np.float32)  # (latents, latents)
         return (self.estimator_.inverse_transform(onehot) - base).astype(np.float32)
+
+    def fit_transform(self, documents: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
+        """Fit on ``documents`` and return their latent activations, ``(n_documents, n_latents)``.
+
+        The same as ``fit(documents).transform(documents)``, without vectorising twice.
+
+        Examples
+        --------
+        >>> from lucidae.datasets.topics import make_topics
+        >>> ds = make_topics(200, n_topics=2, vocab_size=40, random_state=0)
+        >>> TextTopics(n_latents=4, k=1).fit_transform(ds.documents).shape
+        (200, 4)
+        """
+        return self.fit(documents, y, **fit_params).codes_.copy()
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Names of the output columns: ``latent0``, ``latent1``, ... (the ``latent`` of :meth:`topics`).
+
+        Examples
+        --------
+        >>> from lucidae.datasets.topics import make_topics
+        >>> ds = make_topics(200, n_topics=2, vocab_size=40, random_state=0)
+        >>> TextTopics(n_latents=3, k=1).fit(ds.documents).get_feature_names_out().tolist()
+        ['latent0', 'latent1', 'latent2']
+        """
+        check_is_fitted(self, "estimator_")
+        return np.asarray([f"latent{i}" for i in range(self.codes_.shape[1])], dtype=object)
 
     def transform(self, documents: Any) -> np.ndarray:
         """Latent activations of new documents, ``(n_documents, n_latents)``.

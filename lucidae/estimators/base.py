@@ -28,9 +28,9 @@ from lucidae.arrays import check_finite, check_numeric
 from lucidae.config import DataConfig, ModelConfig, TrainConfig, check_int, image_chw
 from lucidae.errors import ConfigError, DataError
 from lucidae.io import write_model_dir
-from lucidae.schema import check_saveable
 from lucidae.models import build_model
 from lucidae.scaling import auto_output, feature_stats, fit_scaler, row_blocks, scaled_range
+from lucidae.schema import check_saveable
 from lucidae.streaming import ChunkSource, is_streamable, open_array, scan
 from lucidae.train import (
     EVAL_BATCH,
@@ -298,7 +298,7 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
         self.image_shape_ = self._resolve_image_shape(image_shape, n_features)
         # scaling="auto" with the default sigmoid output: images keep it, a table is standardised and gets a
         # linear output (scaling.auto_output); a Bernoulli VAE needs its sigmoid, so it keeps min-max
-        asked = self._config(ModelConfig, input_dim=n_features)
+        asked = self._config(ModelConfig, input_dim=n_features, **self._model_extras())
         output_activation = "auto" if self._output_follows_data(asked) else asked.output_activation
         if streamed:  # one streaming pass for the scaling and the NaN check; never loaded whole
             if self.get_impute() is not None:
@@ -655,7 +655,6 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
         }
         check_saveable(config, tensors, estimators=ESTIMATORS)  # never write a folder load() would refuse
         return write_model_dir(path, tensors, config, run=run)
-
 
     def _saved_seed(self) -> int | None:
         """``random_state`` as saved: a RandomState or Generator cannot be, so the seed drawn from it is."""

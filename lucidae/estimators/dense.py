@@ -8,7 +8,6 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from lucidae.config import ModelConfig
 from lucidae.estimators.base import (
     BaseAutoEncoder,
 )
@@ -68,8 +67,12 @@ class AutoEncoder(BaseAutoEncoder):
         How inputs are scaled before training (stored, and undone on output). ``"auto"``
         maps uint8 images to [0, 1], keeps data already in [0, 1], else min-max scales
         (sigmoid output) or standardises.
+    impute : {"mean", "median"} or None, default=None
+        Fill missing values (NaN) with each feature's mean or median over the training
+        rows; the fill is stored with the scaling (saved with the model) and applied
+        whenever the model reads data. None: NaN is an error.
     epochs, batch_size, lr, lr_schedule, weight_decay, validation_fraction, patience, \
-restore_best, shuffle, n_init, random_state, verbose, device, precision
+restore_best, shuffle, n_init, random_state, verbose, n_threads, device, precision
         Training settings; see :class:`lucidae.config.TrainConfig`.
     warm_start : bool, default=False
         As in scikit-learn: when fitted already, ``fit`` trains the fitted model on for
@@ -127,6 +130,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         noise: str = "none",
         noise_level: float = 0.1,
         scaling: str | None = "auto",
+        impute: str | None = None,
         epochs: int | None = None,
         batch_size: int = 128,
         lr: float = 3e-3,
@@ -138,8 +142,9 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         shuffle: bool = True,
         n_init: int = 1,
         warm_start: bool = False,
-        random_state: int | None = None,
-        verbose: int = 1,
+        random_state: int | np.random.RandomState | np.random.Generator | None = None,
+        verbose: int | bool | str = 1,
+        n_threads: int | None = None,
         device: str = "cpu",
         precision: str = "fp32",
     ):
@@ -158,6 +163,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         self.noise = noise
         self.noise_level = noise_level
         self.scaling = scaling
+        self.impute = impute
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -171,6 +177,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
+        self.n_threads = n_threads
         self.device = device
         self.precision = precision
 
@@ -218,8 +225,12 @@ class LinearAutoEncoder(BaseAutoEncoder):
         As for :class:`AutoEncoder`; with the linear output, ``"auto"`` keeps data in
         [0, 1] as it is and standardises anything else, so the model then matches PCA of
         the standardised data; pass ``None`` to match PCA in the data's own units.
+    impute : {"mean", "median"} or None, default=None
+        Fill missing values (NaN) with each feature's mean or median over the training
+        rows; the fill is stored with the scaling (saved with the model) and applied
+        whenever the model reads data. None: NaN is an error.
     epochs, batch_size, lr, lr_schedule, weight_decay, validation_fraction, patience, \
-restore_best, shuffle, n_init, random_state, verbose, device, precision
+restore_best, shuffle, n_init, random_state, verbose, n_threads, device, precision
         Training settings; see :class:`lucidae.config.TrainConfig` (``batch_size``,
         ``lr`` and ``validation_fraction`` have their own defaults here, see above).
 
@@ -260,6 +271,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         noise: str = "none",
         noise_level: float = 0.1,
         scaling: str | None = "auto",
+        impute: str | None = None,
         epochs: int | None = None,
         batch_size: int = 2048,
         lr: float = 3e-2,
@@ -271,8 +283,9 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         shuffle: bool = True,
         n_init: int = 1,
         warm_start: bool = False,
-        random_state: int | None = None,
-        verbose: int = 1,
+        random_state: int | np.random.RandomState | np.random.Generator | None = None,
+        verbose: int | bool | str = 1,
+        n_threads: int | None = None,
         device: str = "cpu",
         precision: str = "fp32",
     ):
@@ -285,6 +298,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         self.noise = noise
         self.noise_level = noise_level
         self.scaling = scaling
+        self.impute = impute
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -298,12 +312,12 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
+        self.n_threads = n_threads
         self.device = device
         self.precision = precision
 
-    def get_model_config(self, n_features: int) -> ModelConfig:
-        linear = {"activation": "linear", "latent_activation": "linear", "output_activation": "linear"}
-        return self._config(ModelConfig, input_dim=n_features, hidden_dims=(), **linear)
+    def _model_extras(self) -> dict[str, Any]:
+        return {"hidden_dims": (), "activation": "linear", "latent_activation": "linear", "output_activation": "linear"}
 
     @property
     def components_(self) -> np.ndarray:

@@ -7,7 +7,6 @@ from typing import Any
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from lucidae.config import ModelConfig
 from lucidae.estimators.base import (
     BaseAutoEncoder,
 )
@@ -24,18 +23,11 @@ class _SparseBase(BaseAutoEncoder):
     centring. Pass ``scaling="standard"`` for data whose features have unrelated units.
     """
 
-    def get_model_config(self, n_features: int) -> ModelConfig:
+    def _model_extras(self) -> dict[str, Any]:
         # The dense-only fields are unused; set them so that config.json and `lucidae info`
         # describe the model that is built (no hidden layer, linear output, ReLU code only for "sparse").
         code = "relu" if self._model_name in ("sparse", "jumprelu") else "linear"
-        return self._config(
-            ModelConfig,
-            input_dim=n_features,
-            hidden_dims=(),
-            activation="linear",
-            latent_activation=code,
-            output_activation="linear",
-        )
+        return {"hidden_dims": (), "activation": "linear", "latent_activation": code, "output_activation": "linear"}
 
     @property
     def components_(self) -> np.ndarray:
@@ -95,8 +87,12 @@ class SparseAutoEncoder(_SparseBase):
         See :class:`lucidae.config.ModelConfig`.
     scaling : {"auto", "minmax", "standard"} or None, default=None
         Input scaling; none by default, see the class notes above.
+    impute : {"mean", "median"} or None, default=None
+        Fill missing values (NaN) with each feature's mean or median over the training
+        rows; the fill is stored with the scaling (saved with the model) and applied
+        whenever the model reads data. None: NaN is an error.
     epochs, batch_size, lr, lr_schedule, weight_decay, validation_fraction, patience, \
-restore_best, shuffle, n_init, random_state, verbose, device, precision
+restore_best, shuffle, n_init, random_state, verbose, n_threads, device, precision
         Training settings; see :class:`lucidae.config.TrainConfig`.
 
     Attributes
@@ -131,6 +127,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         aux_coefficient: float = 0.03125,
         dead_window: int = 10000,
         scaling: str | None = None,
+        impute: str | None = None,
         epochs: int | None = None,
         batch_size: int = 128,
         lr: float = 3e-3,
@@ -142,8 +139,9 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         shuffle: bool = True,
         n_init: int = 1,
         warm_start: bool = False,
-        random_state: int | None = None,
-        verbose: int = 1,
+        random_state: int | np.random.RandomState | np.random.Generator | None = None,
+        verbose: int | bool | str = 1,
+        n_threads: int | None = None,
         device: str = "cpu",
         precision: str = "fp32",
     ):
@@ -155,6 +153,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         self.aux_coefficient = aux_coefficient
         self.dead_window = dead_window
         self.scaling = scaling
+        self.impute = impute
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -168,6 +167,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
+        self.n_threads = n_threads
         self.device = device
         self.precision = precision
 
@@ -196,8 +196,12 @@ class TopKAutoEncoder(_SparseBase):
         See :class:`lucidae.config.ModelConfig`.
     scaling : {"auto", "minmax", "standard"} or None, default=None
         Input scaling; none by default (see :class:`SparseAutoEncoder`).
+    impute : {"mean", "median"} or None, default=None
+        Fill missing values (NaN) with each feature's mean or median over the training
+        rows; the fill is stored with the scaling (saved with the model) and applied
+        whenever the model reads data. None: NaN is an error.
     epochs, batch_size, lr, lr_schedule, weight_decay, validation_fraction, patience, \
-restore_best, shuffle, n_init, random_state, verbose, device, precision
+restore_best, shuffle, n_init, random_state, verbose, n_threads, device, precision
         Training settings; see :class:`lucidae.config.TrainConfig`.
 
     Attributes
@@ -232,6 +236,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         aux_coefficient: float = 0.03125,
         dead_window: int = 10000,
         scaling: str | None = None,
+        impute: str | None = None,
         epochs: int | None = None,
         batch_size: int = 128,
         lr: float = 3e-3,
@@ -243,8 +248,9 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         shuffle: bool = True,
         n_init: int = 1,
         warm_start: bool = False,
-        random_state: int | None = None,
-        verbose: int = 1,
+        random_state: int | np.random.RandomState | np.random.Generator | None = None,
+        verbose: int | bool | str = 1,
+        n_threads: int | None = None,
         device: str = "cpu",
         precision: str = "fp32",
     ):
@@ -256,6 +262,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         self.aux_coefficient = aux_coefficient
         self.dead_window = dead_window
         self.scaling = scaling
+        self.impute = impute
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -269,6 +276,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
+        self.n_threads = n_threads
         self.device = device
         self.precision = precision
 
@@ -296,8 +304,12 @@ class JumpReLUAutoEncoder(_SparseBase):
         See :class:`lucidae.config.ModelConfig`.
     scaling : {"auto", "minmax", "standard"} or None, default=None
         Input scaling; none by default (see :class:`SparseAutoEncoder`).
+    impute : {"mean", "median"} or None, default=None
+        Fill missing values (NaN) with each feature's mean or median over the training
+        rows; the fill is stored with the scaling (saved with the model) and applied
+        whenever the model reads data. None: NaN is an error.
     epochs, batch_size, lr, lr_schedule, weight_decay, validation_fraction, patience, \
-restore_best, shuffle, n_init, random_state, verbose, device, precision
+restore_best, shuffle, n_init, random_state, verbose, n_threads, device, precision
         Training settings; see :class:`lucidae.config.TrainConfig`.
 
     Attributes
@@ -333,6 +345,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         aux_coefficient: float = 0.03125,
         dead_window: int = 10000,
         scaling: str | None = None,
+        impute: str | None = None,
         epochs: int | None = None,
         batch_size: int = 128,
         lr: float = 3e-3,
@@ -344,8 +357,9 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         shuffle: bool = True,
         n_init: int = 1,
         warm_start: bool = False,
-        random_state: int | None = None,
-        verbose: int = 1,
+        random_state: int | np.random.RandomState | np.random.Generator | None = None,
+        verbose: int | bool | str = 1,
+        n_threads: int | None = None,
         device: str = "cpu",
         precision: str = "fp32",
     ):
@@ -357,6 +371,7 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         self.aux_coefficient = aux_coefficient
         self.dead_window = dead_window
         self.scaling = scaling
+        self.impute = impute
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -370,5 +385,6 @@ restore_best, shuffle, n_init, random_state, verbose, device, precision
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
+        self.n_threads = n_threads
         self.device = device
         self.precision = precision

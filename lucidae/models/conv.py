@@ -162,9 +162,9 @@ class ConvolutionalAutoEncoder(nn.Module):
         self.latent_dim = cfg.latent_dim
         self.image_shape = chw
         self.encoder = ConvEncoder(
-            chw, cfg.conv_channels, cfg.hidden_dims, cfg.latent_dim, cfg.activation, cfg.latent_activation
+            chw, cfg.conv_layers(), cfg.hidden_dims, cfg.latent_dim, cfg.activation, cfg.latent_activation
         )
-        self.decoder = ConvDecoder(chw, cfg.conv_channels, cfg.hidden_dims, cfg.latent_dim, cfg.activation)
+        self.decoder = ConvDecoder(chw, cfg.conv_layers(), cfg.hidden_dims, cfg.latent_dim, cfg.activation)
         self.output_activation = activation(cfg.output_activation)
 
     @torch.no_grad()

@@ -173,9 +173,9 @@ class VariationalAutoEncoder(nn.Module):
         if cfg.architecture == "conv":
             chw = check_conv_config(cfg)
             self.encoder = ConvEncoder(
-                chw, cfg.conv_channels, cfg.hidden_dims, 2 * cfg.latent_dim, cfg.activation, "linear"
+                chw, cfg.conv_layers(), cfg.hidden_dims, 2 * cfg.latent_dim, cfg.activation, "linear"
             )
-            self.decoder = ConvDecoder(chw, cfg.conv_channels, cfg.hidden_dims, cfg.latent_dim, cfg.activation)
+            self.decoder = ConvDecoder(chw, cfg.conv_layers(), cfg.hidden_dims, cfg.latent_dim, cfg.activation)
         else:
             widths = [cfg.input_dim, *cfg.hidden_dims]
             self.encoder = mlp([*widths, 2 * cfg.latent_dim], cfg.activation, last="linear")
