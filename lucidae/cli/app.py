@@ -160,10 +160,7 @@ def train(
     if not main:
         return
     if record["metrics"].get("test_fvu") is not None:
-        typer.echo(
-            f"held-out FVU {record['metrics']['test_fvu']:.4f} "
-            f"(explained variance {1 - record['metrics']['test_fvu']:.4f})"
-        )
+        typer.echo("held-out " + _metric_line("FVU", record["metrics"]["test_fvu"]))
     for key, why in record.get("metrics_notes", {}).items():
         typer.echo(f"{key} not recorded: {why}")
     if "test_collapsed_latents" in record["metrics"]:
@@ -337,7 +334,9 @@ def prune(
         )  # fmt: skip
         small = result.estimator
         run = {k: v for k, v in record.items() if k not in ("metrics", "pruned")} if own else {}
-        run["metrics"] = held_out_metrics(small, ds.X, test) if held_out else {}
+        metrics = held_out_metrics(small, ds.X, test) if held_out else {}
+        # JSON has no NaN or infinity: a metric that cannot be computed is recorded as null
+        run["metrics"] = {k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in metrics.items()}
         run["pruned"] = {
             "from": str(Path(run_dir).resolve()), "amount": amount, "scope": scope, "remove_dead": remove_dead,
             "fine_tune_epochs": fine_tune_epochs, "fvu_before": result.fvu_before, "fvu_after": result.fvu_after,
@@ -532,6 +531,8 @@ def _metric_line(key: str, value: Any, note: str | None = None) -> str:
     'test_fvu: 0.2500 (explained variance 75.0%)'
     >>> _metric_line("test_fvu", 1.002)
     'test_fvu: 1.0020 (worse than predicting the mean sample: the model explains none of the variance)'
+    >>> _metric_line("FVU", 0.5)
+    'FVU 0.5000 (explained variance 50.0%)'
     >>> _metric_line("test_collapsed_latents", 3)
     'test_collapsed_latents: 3'
     """
@@ -539,8 +540,8 @@ def _metric_line(key: str, value: Any, note: str | None = None) -> str:
         return f"{key}: not computed" + (f" ({note})" if note else "")
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{key}: {value}"
-    line = f"{key}: {value:.4f}"
-    if key.endswith("fvu"):
+    line = f"{key}: {value:.4f}" if key.islower() else f"{key} {value:.4f}"
+    if key.lower().endswith("fvu"):
         line += (
             f" (explained variance {1 - value:.1%})"
             if value <= 1
