@@ -309,8 +309,10 @@ def replace_dir(tmp: Path, final: Path) -> None:
         except BaseException:
             os.rename(old, final)
             raise
-        _fsync_dir(final.parent)
-        shutil.rmtree(old, ignore_errors=True)
+        try:
+            _fsync_dir(final.parent)
+        finally:  # the new folder is in place: the old one goes, whatever the flush said
+            shutil.rmtree(old, ignore_errors=True)
         return
     _fsync_dir(final.parent)
 

@@ -768,6 +768,13 @@ def check_holder(
             raise _fail(path, "tensor 'scale' holds values <= 0; standardising by them is undefined.")
         if "forest_feature" in read:
             _check_forest(read, n_features, path)
+        scores = read["decision_scores"]
+        if scores.numel() and not float(scores.min()) <= config["threshold"] <= float(scores.max()):
+            raise _fail(
+                path,
+                f"threshold={config['threshold']!r:.30} lies outside the training scores "
+                f"[{float(scores.min()):.6g}, {float(scores.max()):.6g}] it was chosen among.",
+            )
         index, n_train = read["reference_index"], int(read["decision_scores"].shape[0])
         if index.numel() and (int(index.min()) < 0 or int(index.max()) >= n_train):
             raise _fail(

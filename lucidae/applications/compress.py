@@ -36,6 +36,7 @@ import numpy as np
 from lucidae import metrics
 from lucidae.applications.entropy import decode, decode_columns, encode, encode_columns
 from lucidae.errors import ConfigError, CorruptFileError, DataError
+from lucidae.memory import check_fits
 
 MAGIC = b"LUCZ"
 VERSION = 2
@@ -45,6 +46,8 @@ DTYPES = {0: np.dtype(np.float32), 1: np.dtype(np.uint8)}
 """Stream dtype code to the dtype of the decompressed images."""
 MAX_BITS = 12
 """Quantisation depth is 1..12 bits per latent unit: the models keep one weight (or count) per level."""
+MAX_DECISIONS_PER_BYTE = 8 * 5800
+"""Version 1's adaptive binary coder never codes more than ~5,700 decisions in one bit (its counts top out at 8192)."""
 MAX_SYMBOLS = 1 << 28
 """A header declaring more latent symbols than this is refused before anything is allocated."""
 
@@ -238,6 +241,16 @@ def read_header(data: bytes) -> dict[str, Any]:
     (latent_dim,) = struct.unpack("<I", r.take(4, "header"))
     if latent_dim < 1 or n * latent_dim > MAX_SYMBOLS:
         raise CorruptFileError(f"The stream header is damaged: {n} samples x {latent_dim} latents is implausible.")
+    n_features = int(np.prod(shape, dtype=np.int64))
+    # decoding allocates the levels and codes (n x latents) and the images (n x features) a few times over
+    try:
+        check_fits(
+            8.0 * n * (2 * latent_dim + 3 * n_features),
+            f"decoding this stream ({n} images of shape {tuple(shape)}, {latent_dim} latents)",
+            hint="The stream header is damaged, or the stream was made on a machine with more memory.",
+        )
+    except ConfigError as err:  # refused before anything is allocated; a damaged header is the likely cause
+        raise CorruptFileError(str(err)) from err
     fingerprint = r.take(8, "model fingerprint")
     lo = np.frombuffer(r.take(4 * latent_dim, "quantisation ranges"), dtype="<f4").astype(np.float32)
     hi = np.frombuffer(r.take(4 * latent_dim, "quantisation ranges"), dtype="<f4").astype(np.float32)
@@ -247,6 +260,12 @@ def read_header(data: bytes) -> dict[str, Any]:
         models = r.take(n_models, "unit models")
     (n_payload,) = struct.unpack("<I", r.take(4, "header"))
     payload = r.take(n_payload, "payload")
+    if version == 1 and n * latent_dim * bits > MAX_DECISIONS_PER_BYTE * (len(payload) + 8):
+        # the adaptive coder spends at least log2(8192/8191) bits on each of the n x latents x bits decisions
+        raise CorruptFileError(
+            f"The stream header is damaged: {n} samples x {latent_dim} latents x {bits} bits cannot be coded in "
+            f"a {len(payload)}-byte payload."
+        )
     (crc,) = struct.unpack("<I", r.take(4, "checksum"))
     if r.pos != len(data):
         raise CorruptFileError(

@@ -43,7 +43,7 @@ class RunFolder:
     def __init__(self, out: str | os.PathLike, *, resume: bool, overwrite: bool, writer: bool = True):
         self.out = Path(out)
         self.resume, self.overwrite, self.writer = resume, overwrite, writer
-        self.created = False
+        self.created = self.claimed = False
         self.aside: list[tuple[Path, Path]] = []
         self._stack = ExitStack()
 
@@ -61,9 +61,10 @@ class RunFolder:
             return
         self._stack.enter_context(folder_lock(self.out, what="trained into"))
         if self.resume:
+            self.claimed = True
             return
         if not os.path.lexists(self.out):
-            self.created = True
+            self.created = self.claimed = True
             return
         check_replaceable(self.out)
         if not self.overwrite:
@@ -77,13 +78,14 @@ class RunFolder:
                 aside = self.out / f".{name}.old-{uuid.uuid4().hex[:8]}"
                 os.rename(item, aside)
                 self.aside.append((item, aside))
+        self.claimed = True
 
     def release(self, failure: BaseException | None) -> None:
         """Let the folder go: after a ``failure`` that leaves nothing to resume, remove what the run wrote."""
         if not self.writer:
             return
         try:
-            if failure is not None and not _keeps(failure):
+            if self.claimed and failure is not None and not _keeps(failure):  # never what another run wrote
                 self._discard()
         finally:
             self._stack.close()
