@@ -72,6 +72,7 @@ def test_linear_parameters_mirror_the_configs():
     expected.update(defaults(TrainConfig))
     expected.update(LINEAR_OWN_DEFAULTS)
     expected["scaling"] = defaults(DataConfig)["scaling"]
+    expected["impute"] = defaults(DataConfig)["impute"]
     expected.update(ESTIMATOR_ONLY)
     assert params == expected
 
@@ -561,7 +562,9 @@ def test_levers_work_from_the_cli(args, estimator, check, tmp_path):
 
 def test_prune_from_the_cli(digits, small_ae, tmp_path):
     run = small_ae.save(tmp_path / "run")
-    args = ["prune", str(run), "--out", str(tmp_path / "pruned"), "--amount", "0.6", "--scope", "layer"]
+    # a model saved without a run record: --data names the data (all of it, as prune() takes it)
+    args = ["prune", str(run), "--data", "digits", "--out", str(tmp_path / "pruned"), "--amount", "0.6"]
+    args += ["--scope", "layer"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "FVU" in result.output and "latents" in result.output
@@ -570,7 +573,8 @@ def test_prune_from_the_cli(digits, small_ae, tmp_path):
     np.testing.assert_array_equal(pruned.reconstruct(digits.X), expected.estimator.reconstruct(digits.X))
     bad = CliRunner().invoke(app, ["prune", str(run), "--out", str(tmp_path / "x"), "--amount", "2"])
     assert bad.exit_code == 2 and "amount=2.0" in bad.output
-    args = ["prune", str(run), "--out", str(tmp_path / "tuned"), "--amount", "0.6", "--fine-tune-epochs", "2"]
+    args = ["prune", str(run), "--data", "digits", "--out", str(tmp_path / "tuned"), "--amount", "0.6",
+            "--fine-tune-epochs", "2"]  # fmt: skip
     assert CliRunner().invoke(app, args).exit_code == 0
     tuned = prune(small_ae, digits.X, amount=0.6, fine_tune_epochs=2).estimator  # the same seed: the same model
     np.testing.assert_array_equal(load(tmp_path / "tuned").reconstruct(digits.X), tuned.reconstruct(digits.X))

@@ -221,7 +221,7 @@ def test_report_without_data_spec_says_what_to_do(digits, tmp_path):
     with pytest.raises(DataError, match="run.json"):
         build_report(run_dir)
     result = CliRunner().invoke(app, ["report", str(run_dir)])
-    assert result.exit_code == 2 and "run.json" in result.output
+    assert result.exit_code == 1 and "run.json" in result.output
     result = CliRunner().invoke(app, ["report", str(run_dir), "--data", "digits"])
     assert result.exit_code == 0, result.output
     assert _metrics(run_dir)["evaluated_on"] == "training"
@@ -275,10 +275,12 @@ def test_grid_skips_missing_families_and_bad_points():
 
 
 def test_sweep_config_validation_names_the_field():
+    from lucidae.cli.options import config_from_cli
+
     with pytest.raises(ConfigError, match="--latent-dims"):
-        SweepConfig.from_cli({"latent_dims": "a,b"})
+        config_from_cli(SweepConfig, {"latent_dims": "a,b"})
     with pytest.raises(ConfigError, match="activations"):
-        SweepConfig.from_cli({"activations": "relu,tanh"})
+        config_from_cli(SweepConfig, {"activations": "relu,tanh"})
     with pytest.raises(ConfigError, match="epochs=0"):
         SweepConfig(epochs=0).validate()
 

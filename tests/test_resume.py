@@ -184,7 +184,7 @@ def test_cli_resume_of_a_folder_without_a_run_is_a_clear_error(tmp_path):
     from lucidae.cli import app
 
     result = CliRunner().invoke(app, ["train", "--resume", str(tmp_path)])
-    assert result.exit_code == 2 and "train_options.json" in result.output
+    assert result.exit_code == 1 and "train_options.json" in result.output
 
 
 def test_a_real_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
