@@ -227,3 +227,15 @@ def test_saved_params_stay_json(digits, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load(tmp_path / "m")
+
+
+# ---------------------------------------------------------------- the applications take the same inputs
+@pytest.mark.parametrize("make", [np.random.RandomState, np.random.default_rng], ids=["RandomState", "Generator"])
+def test_the_applications_take_numpy_generators_and_save_them_as_seeds(make, images, corpus, tmp_path):
+    det = AnomalyDetector(random_state=make(0)).fit(images)  # (n, 8, 8) uint8 images too
+    assert det.predict(images[:5]).shape == (5,)
+    again = load(det.save(tmp_path / "det"))
+    assert isinstance(again.random_state, int)
+    np.testing.assert_array_equal(again.decision_function(images[:5]), det.decision_function(images[:5]))
+    tt = TextTopics(n_latents=4, k=1, random_state=make(0)).fit(corpus.documents)
+    assert isinstance(load(tt.save(tmp_path / "topics")).random_state, int)

@@ -62,7 +62,9 @@ from lucidae.applications.anomaly_members import (
 from lucidae.config import AnomalyConfig
 from lucidae.errors import ConfigError, CorruptFileError, DataError
 from lucidae.estimators import AutoEncoder
+from lucidae.estimators.base import image_rows
 from lucidae.estimators.persist import load_holder, save_holder
+from lucidae.train import seed_param
 
 MAX_REFERENCE = 20_000
 """At most this many normal training samples are kept to find nearest neighbours."""
@@ -293,6 +295,8 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
     def _check_params(self) -> None:
         params = self.get_params(deep=False)
         params.pop("estimator")
+        if isinstance(params["random_state"], (np.random.RandomState, np.random.Generator)):
+            params["random_state"] = None  # drawn from once, at fit; the config holds seeds only
         AnomalyConfig(**params).validate()
 
     @staticmethod
@@ -331,6 +335,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         (20, (200,))
         """
         self._check_params()
+        X = image_rows(X)[0]  # (n, h, w[, c]) images as rows, as the estimators take them
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
         X = self._check_finite(np.asarray(X, dtype=np.float64))
         n_samples, n_features = X.shape
@@ -346,7 +351,8 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         std = X.std(axis=0)
         self.scale_ = np.where(std > 0, std, 1.0)
         Xs = self._standardise(X)  # (n, features)
-        rng = np.random.default_rng(self.random_state)
+        seed = seed_param(self.random_state)  # a RandomState or Generator: one seed drawn from it
+        rng = np.random.default_rng(seed)
         train_rows = np.ones(n_samples, dtype=bool)
         others: list[np.ndarray] = []
         if self.scoring == "ensemble":
@@ -361,7 +367,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         Xt = Xs[train_rows]  # (n_train, features)
         if self.estimator is None:
             self.estimator_ = default_estimator(
-                n_features, self.random_state, n_samples=len(Xt), train_steps=self.train_steps
+                n_features, seed, n_samples=len(Xt), train_steps=self.train_steps
             )
         else:
             self.estimator_ = clone(self.estimator)
@@ -435,7 +441,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
 
     def _prepare(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "estimator_")
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = validate_data(self, image_rows(X)[0], reset=False, dtype=[np.float64, np.float32])
         return self._standardise(self._check_finite(np.asarray(X, dtype=np.float64)))
 
     # ------------------------------------------------------------------ scoring

@@ -225,6 +225,8 @@ def save_holder(holder: Any, path: str | os.PathLike, tensors: dict[str, torch.T
         )
     params = holder.get_params(deep=False)
     params.pop("estimator")
+    if isinstance(params.get("random_state"), (np.random.RandomState, np.random.Generator)):
+        params["random_state"] = int(getattr(inner, "seed_", 0))  # a generator object is saved as the seed it gave
     header = {"lucidae_version": __version__, "estimator": owner, "params": params}
     full = {"format_version": 2, **header, **config, "inner_sha256": "0" * 64, "sha256": "0" * 64}
     try:
