@@ -72,6 +72,11 @@ def test_a_table_with_an_id_column_trains_from_the_cli_and_encode_keys_the_codes
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "n.csv").read_text().splitlines()[1].startswith("c1-0000,")
+    # the run's CSV options are not forced onto data that is no CSV; the real mismatch is named
+    result = runner.invoke(app, ["encode", str(run), "--data", "digits", "--out", str(tmp_path / "d.npy")])
+    assert result.exit_code == 1 and "digits has 64 features" in result.output and "trained on 6" in result.output
+    result = runner.invoke(app, ["detect", "--model", str(run), "--data", str(tmp_path / "new.csv")])
+    assert result.exit_code == 1 and "not an AnomalyDetector" in result.output
 
 
 def test_prune_measures_on_held_out_rows_fine_tunes_on_training_rows_and_writes_a_run_record(digits_run, tmp_path):

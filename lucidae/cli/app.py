@@ -256,17 +256,22 @@ def reconstruct(
 ) -> None:
     """Reconstruct data with a trained model (in the data's original units) and report the error."""
     from lucidae.metrics import fvu
+    from lucidae.runs import eval_split
 
     try:
         run = run_data(run_dir, data, options, explicit_options(ctx, options))
         est, ds = run.estimator, run.dataset
         recon = est.reconstruct(ds.X)
         note = save_with_ids(recon, out, list(est.feature_names_), getattr(ds, "ids", None), run.id_name)
-        error = fvu(est.scaler_.transform(ds.X), est.scaler_.transform(recon))
+        X_s, recon_s = est.scaler_.transform(ds.X), est.scaler_.transform(recon)
+        error = fvu(X_s, recon_s)
+        test, _, held_out = eval_split(run.record, ds.n_samples) if run.own else (None, None, False)
+        # the run's own data: also on the rows it never trained on, as train reported
+        held = f", {fvu(X_s[test], recon_s[test]):.4f} on its {len(test)} held-out rows" if held_out else ""
     except LucidaeError as err:
         raise fail(err) from err
-    typer.echo(f"FVU {error:.4f} on all {ds.n_samples} samples of {ds.name}; wrote reconstructions of shape "
-               f"{recon.shape} to {out}{note}")  # fmt: skip
+    typer.echo(f"FVU {error:.4f} on all {ds.n_samples} samples of {ds.name}{held}; wrote reconstructions of "
+               f"shape {recon.shape} to {out}{note}")  # fmt: skip
 
 
 # the commands that read data take the table options of train (--id-column, --drop, --delimiter)
@@ -604,7 +609,7 @@ def report(
         record = run_record(run_dir)
         # read as training read it (id column, dropped columns...), from the spec it recorded unless --data is given
         spec = data if data is not None or not record else run_data_spec(run_dir, record)
-        dataset = load_data(spec, table_options(record.get("data") or {}, {}, set())) if spec else None
+        dataset = load_data(spec, table_options(record.get("data") or {}, {}, set(), spec)) if spec else None
         path = build_report(run_dir, dataset=dataset, max_latents=max_latents)
     except LucidaeError as err:
         raise fail(err) from err

@@ -88,8 +88,9 @@ def detect(
     from lucidae.scaling import fit_fill
 
     try:
+        det = load_detector(model) if model is not None else None  # a folder that holds no detector: said first
         stored = read_data_options(model) if model is not None else {}
-        table = table_options(stored, options, explicit)
+        table = table_options(stored, options, explicit, data)
         ds = load_data(data, table)
         X = np.asarray(ds.X, dtype=np.float64)
         # with --impute, missing cells are filled with each feature's median (mean) over the rows fitted on,
@@ -99,8 +100,7 @@ def detect(
         )
         if fill is not None:
             X = np.where(np.isnan(X), np.asarray(fill, dtype=np.float64), X)
-        if model is not None:
-            det = load_detector(model)
+        if det is not None:
             scores = det.decision_function(X)
             flagged = (scores > det.threshold_).astype(np.int64)
             typer.echo(

@@ -135,16 +135,24 @@ def run_data_spec(run_dir: Path, record: dict[str, Any]) -> str:
     return str(spec)
 
 
-def table_options(stored: dict[str, Any], given: dict[str, Any], explicit: set[str]) -> dict[str, Any]:
-    """The table options to read with: the stored ones, replaced by those given on the command line.
+def table_options(
+    stored: dict[str, Any], given: dict[str, Any], explicit: set[str], spec: str | None = None
+) -> dict[str, Any]:
+    """The table options to read ``spec`` with: the stored ones, replaced by those given on the command line.
+
+    How a CSV was read (id column, dropped columns, delimiter) is carried over to ``spec``
+    only when it is a CSV file too; ``impute`` always is.
 
     Examples
     --------
     >>> table_options({"id_column": "id", "drop": "y"}, {"id_column": None, "drop": "z"}, {"drop"})
     {'id_column': 'id', 'drop': 'z'}
+    >>> table_options({"id_column": "id", "impute": "median"}, {}, set(), spec="digits")
+    {'impute': 'median'}
     """
     names = table_fields()
-    out = {k: v for k, v in stored.items() if k in names}
+    csv = spec is None or str(spec).lower().endswith(".csv")
+    out = {k: v for k, v in stored.items() if k in names and (csv or k not in READ_OPTIONS)}
     out.update({k: v for k, v in given.items() if k in explicit and k in names})
     return out
 
@@ -190,7 +198,7 @@ def run_data(
     record = run_record(run_dir)
     own = data is None
     spec = run_data_spec(run_dir, record) if own else str(data)
-    table = table_options(record.get("data") or {}, given or {}, explicit or set())
+    table = table_options(record.get("data") or {}, given or {}, explicit or set(), spec)
     ds = load_data(spec, table)
     if ds.n_features != est.n_features_in_:
         todo = (
