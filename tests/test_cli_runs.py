@@ -99,7 +99,10 @@ def test_prune_measures_on_held_out_rows_fine_tunes_on_training_rows_and_writes_
     # the parent's own FVU on its held-out rows is what train reported
     assert expected.fvu_before == pytest.approx(parent_record["metrics"]["test_fvu"], rel=1e-4)
     info = runner.invoke(app, ["info", str(out)])
-    assert info.exit_code == 0 and "test_fvu" in info.output
+    assert info.exit_code == 0 and "test_fvu" in info.output and f"pruned from {digits_run.resolve()}" in info.output
+    # naming the run's own data is the same as leaving --data out
+    again = runner.invoke(app, [*args[:2], "--data", "digits", "--out", str(tmp_path / "again"), *args[4:]])
+    assert again.exit_code == 0 and f"{expected.fvu_before:.4f} -> {expected.fvu_after:.4f}" in again.output
 
 
 def test_prune_says_when_fine_tuning_would_help(digits_run, tmp_path):

@@ -497,6 +497,12 @@ def info(
     ]
     if summary["data"]:
         lines.append(f"data: {summary['data'].get('description', '')}")
+    pruned = run.get("pruned")
+    if isinstance(pruned, dict):
+        lines.append(
+            f"pruned from {pruned.get('from')}: amount {pruned.get('amount')}, scope {pruned.get('scope')}, "
+            f"fine-tuned {pruned.get('fine_tune_epochs')} epochs"
+        )
     notes = run.get("metrics_notes") or {}
     lines += [_metric_line(key, value, notes.get(key)) for key, value in summary["metrics"].items()]
     typer.echo("\n".join(lines))

@@ -135,6 +135,23 @@ def run_data_spec(run_dir: Path, record: dict[str, Any]) -> str:
     return str(spec)
 
 
+def is_run_data(spec: str, record: dict[str, Any]) -> bool:
+    """Whether ``spec`` names the data the run was trained on (its recorded spec, or the same file).
+
+    Examples
+    --------
+    >>> is_run_data("digits", {"data": {"data": "digits"}}), is_run_data("shapes", {"data": {"data": "digits"}})
+    (True, False)
+    """
+    recorded = (record.get("data") or {}).get("data")
+    if recorded is None:
+        return False
+    if spec == recorded:
+        return True
+    path = Path(spec).expanduser()
+    return bool(record.get("data_path")) and path.exists() and str(path.resolve()) == record["data_path"]
+
+
 def table_options(
     stored: dict[str, Any], given: dict[str, Any], explicit: set[str], spec: str | None = None
 ) -> dict[str, Any]:
@@ -196,8 +213,8 @@ def run_data(
 
     est = load(run_dir)
     record = run_record(run_dir)
-    own = data is None
-    spec = run_data_spec(run_dir, record) if own else str(data)
+    own = data is None or is_run_data(str(data), record)
+    spec = run_data_spec(run_dir, record) if data is None else str(data)
     table = table_options(record.get("data") or {}, given or {}, explicit or set(), spec)
     ds = load_data(spec, table)
     if ds.n_features != est.n_features_in_:
