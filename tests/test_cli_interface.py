@@ -35,6 +35,8 @@ def _option_line(text: str, option: str) -> str:
         ("train", "--noise", ("none", "gaussian", "mask")),
         ("train", "--scaling", ("auto", "minmax", "standard")),
         ("train", "--lr-schedule", ("cosine", "constant")),
+        ("train", "--impute", ("mean", "median")),
+        ("detect", "--impute", ("mean", "median")),
         ("detect", "--scoring", ("likelihood", "reconstruction")),
         ("topics", "--vectorizer", ("tfidf", "count")),
         ("prune", "--scope", ("global", "layer")),
