@@ -72,8 +72,21 @@ class AutoEncoder(BaseAutoEncoder):
         rows; the fill is stored with the scaling (saved with the model) and applied
         whenever the model reads data. None: NaN is an error.
     epochs, batch_size, lr, lr_schedule, weight_decay, validation_fraction, patience, \
-restore_best, shuffle, n_init, random_state, verbose, n_threads, device, precision
+restore_best, shuffle, n_init, device, precision
         Training settings; see :class:`lucidae.config.TrainConfig`.
+    random_state : int, numpy.random.RandomState, numpy.random.Generator or None, default=None
+        As in scikit-learn (``check_random_state``): an int is the seed (same seed, same model
+        on CPU); a RandomState or Generator gives one seed per fit; None draws one from
+        NumPy's global generator. The seed used is kept in ``seed_``.
+    verbose : "auto", bool or int, default=1
+        Progress while fitting. 1 (the same as ``"auto"``): a bar where someone is watching,
+        a terminal or a Jupyter notebook (rich's bar with ipywidgets, else a text line),
+        and nothing when the output goes to a file, a pipe or a test's capture. ``True``
+        (2): progress wherever the output goes, one line per epoch on stderr besides the
+        bar. ``False`` (0): silent.
+    n_threads : int or None, default=None
+        CPU threads torch may use during ``fit`` (``torch.set_num_threads``, restored
+        afterwards); None leaves torch's own setting.
     warm_start : bool, default=False
         As in scikit-learn: when fitted already, ``fit`` trains the fitted model on for
         ``epochs`` more instead of starting afresh (the scaling stays as fitted, the
