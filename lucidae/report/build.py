@@ -26,7 +26,7 @@ import numpy as np
 from lucidae import explain
 from lucidae._version import __version__
 from lucidae.applications.generate import interpolation, samples
-from lucidae.datasets import Dataset, load_dataset
+from lucidae.datasets import Dataset, load_dataset, read_options
 from lucidae.errors import DataError
 from lucidae.estimators import load
 from lucidae.io import RUN_FILE, atomic_write, read_run_record, write_json
@@ -40,6 +40,7 @@ from lucidae.report.evidence import (
     parameter_count,
     responds,
     sample_errors,
+    scaling_mismatch,
     still_improving,
     summary_entries,
     table_cell,
@@ -121,7 +122,8 @@ def _load_run(run_dir: Path, dataset: Dataset | None) -> tuple[Any, dict[str, An
     est = load(run_dir)
     run = read_run(run_dir)
     if dataset is None:
-        dataset = load_dataset(_data_spec(run_dir, run))
+        # read as training read it: the table's id column, dropped columns, delimiter, missing cells
+        dataset = load_dataset(_data_spec(run_dir, run), **read_options(run.get("data") or {}))
     if dataset.n_features != est.n_features_in_:
         raise DataError(
             f"The data has {dataset.n_features} features but the model in {run_dir} was trained on "
@@ -188,7 +190,7 @@ def _evaluate(est: Any, dataset: Dataset, run: dict[str, Any], max_samples: int)
     """Codes, reconstructions and metrics on (at most ``max_samples``) held-out samples."""
     eval_idx, train_idx, held_out = eval_split(run, dataset.n_samples)
     eval_idx = _subsample(eval_idx, max_samples)
-    X_eval = np.asarray(dataset.X[eval_idx])
+    X_eval = est.scaler_.fill_missing(np.asarray(dataset.X[eval_idx]))  # missing cells as the model fills them
     labels = None if dataset.y is None else np.asarray(dataset.y)[eval_idx]
     factors = None if dataset.factors is None else np.asarray(dataset.factors)[eval_idx]
     recon = est.reconstruct(X_eval)  # (n, features) original units
@@ -353,26 +355,9 @@ def _training_warnings(est: Any, ev: _Evaluation) -> Iterator[tuple[str, str]]:
 
 
 def _scaling_warnings(est: Any, ev: _Evaluation) -> Iterator[tuple[str, str]]:
-    X_eval_raw, X_eval_s = ev.X_eval, ev.X_eval_s
-    output = est.model_config_.output_activation
-    if output in ("sigmoid", "tanh") and X_eval_s.size:
-        low = 0.0 if output == "sigmoid" else -1.0
-        outside = float(((X_eval_s < low - 0.01) | (X_eval_s > 1.01)).mean())
-        if outside > OUT_OF_RANGE_SHARE:
-            yield (
-                "Scaling mismatch",
-                f"{outside:.1%} of the evaluation values fall outside [{low:g}, 1] after the scaling fitted at "
-                f"training time, but the {output} output cannot produce them. The evaluation data is not on the "
-                "scale the model was trained on; check its units, or train with output_activation='linear'.",
-            )
-    if est.scaler_.kind == "standard" and X_eval_s.size:
-        drift = float(np.abs(X_eval_s.mean(axis=0)).max())
-        if drift > 1.0:
-            yield (
-                "Scaling mismatch",
-                f"A feature's evaluation mean lies {drift:.1f} training standard deviations from its training "
-                "mean: the evaluation data differs from the training data.",
-            )
+    X_eval_raw = ev.X_eval
+    # only when the evaluation data really is on another scale, never for a random hold-out (evidence.py)
+    yield from scaling_mismatch(ev.X_eval_s, est.scaler_.kind, est.model_config_.output_activation)
     if X_eval_raw.size and X_eval_raw.dtype != np.uint8:
         lo, hi = float(np.min(X_eval_raw)), float(np.max(X_eval_raw))
         if 0.0 <= lo and 0.0 < hi <= 1.0 / 255.0 + 1e-6:
@@ -387,8 +372,14 @@ def _fidelity_warnings(ev: _Evaluation) -> Iterator[tuple[str, str]]:
     if explained is not None and explained < LOW_EXPLAINED_VARIANCE:
         yield (
             "Low explained variance",
-            f"The model explains only {explained:.1%} of the variance of held-out data. Its latents describe a "
-            "blurry average more than the samples; train longer, widen the code, or loosen the constraints.",
+            (
+                f"The model explains only {explained:.1%} of the variance of held-out data."
+                if explained >= 0
+                else "The model does worse than predicting the mean sample on held-out data: it explains none "
+                f"of their variance (FVU {1 - explained:.3f})."
+            )
+            + " Its latents describe a blurry average more than the samples; train longer, widen the code, "
+            "or loosen the constraints.",
         )
 
 
