@@ -235,9 +235,7 @@ def summarize(
         "sparsity",
         int(len(dead)),
         f"{len(dead)} of {d} latents {'never fires' if len(dead) == 1 else 'never fire'} on this data and "
-        f"{'explains' if len(dead) == 1 else 'explain'} nothing"
-        + (f" ({_short(dead)})" if len(dead) else "")
-        + ".",
+        f"{'explains' if len(dead) == 1 else 'explain'} nothing" + (f" ({_short(dead)})" if len(dead) else "") + ".",
     )
     if isinstance(module, VariationalAutoEncoder):
         collapsed = metrics.collapsed_latents(Z)
