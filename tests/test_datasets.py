@@ -145,3 +145,65 @@ def test_unknown_spec(tmp_path):
     (tmp_path / "x.parquet").write_text("")
     with pytest.raises(DataError, match="unknown file type"):
         load_dataset(str(tmp_path / "x.parquet"))
+
+
+# --------------------------------------------------------------------------- declared sizes (#18, class 4)
+def test_idx_feature_names_are_made_only_when_read(tmp_path):
+    from lucidae.datasets import GeneratedNames
+
+    make_mnist_folder(tmp_path / "m", n_train=2, n_test=1)
+    ds = load_mnist(tmp_path / "m")
+    assert isinstance(ds.feature_names, GeneratedNames) and len(ds.feature_names) == 784
+    assert ds.feature_names[29] == "px1_1" and ds.feature_names[-1] == "px27_27"
+    assert list(ds.feature_names)[:2] == ["px0_0", "px0_1"] and ds.feature_names == list(ds.feature_names)
+
+
+def test_an_idx_larger_than_memory_is_refused_before_reading(tmp_path, monkeypatch):
+    import lucidae.arrays
+
+    monkeypatch.setattr(lucidae.arrays, "available_memory", lambda: 1000)
+    folder = tmp_path / "m"
+    make_mnist_folder(folder, n_train=2, n_test=1)
+    with pytest.raises(DataError, match=r"needs about .* bytes of memory, but 1e\+03 are available"):
+        load_mnist(folder)
+
+
+def test_npz_members_that_cannot_hold_their_declared_size_are_refused(tmp_path):
+    import zipfile
+
+    path = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_BZIP2) as archive:
+        archive.writestr("X.npy", b"\x93NUMPY" + bytes(100))
+    with pytest.raises(DataError, match="zip method 12; numpy writes stored or deflated"):
+        load_array(path)
+    np.savez_compressed(path, X=np.zeros((4, 2)))
+    raw = bytearray(path.read_bytes())
+    at = raw.rindex(b"PK\x01\x02")
+    raw[at + 24 : at + 28] = struct.pack("<I", 2**31)  # the central directory claims 2 GB
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="compressed bytes cannot hold that much"):
+        load_array(path)
+
+
+# --------------------------------------------------------------------------- NaN in arrays, load options (#17)
+def test_nan_in_an_npy_is_named_by_its_row_unless_imputed(tmp_path):
+    X = np.ones((6, 2))
+    X[4, 1] = np.nan
+    np.save(tmp_path / "a.npy", X)
+    with pytest.raises(DataError, match=r"1 NaN value\(s\) in 1 row\(s\) \(rows 4, counted from 0\).*impute='median'"):
+        load_array(tmp_path / "a.npy")
+    assert np.isnan(load_array(tmp_path / "a.npy", impute="median").X).sum() == 1
+    with pytest.raises(DataError, match=r"\['id_column'\] apply to .csv tables only"):
+        load_array(tmp_path / "a.npy", id_column="id")
+
+
+def test_load_dataset_reads_tables_with_their_options(tmp_path):
+    from lucidae.config import DataConfig
+    from lucidae.datasets import read_options
+
+    (tmp_path / "t.csv").write_text("id;a;b;note\nx;1;;n\ny;3;4;m\n")
+    cfg = DataConfig(data=str(tmp_path / "t.csv"), id_column="id", drop="note", impute="mean")
+    ds = load_dataset(cfg.data, **read_options(cfg))
+    assert ds.feature_names == ["a", "b"] and ds.ids.tolist() == ["x", "y"] and np.isnan(ds.X[0, 1])
+    # run.json keeps the options as a dict: the report reads the run's data the same way
+    assert read_options(cfg.to_dict()) == read_options(cfg)
