@@ -186,6 +186,7 @@ def test_a_table_gets_table_defaults_and_images_keep_theirs(rng, digits):
     assert mm.scaler_.kind == "minmax" and mm.model_config_.output_activation == "sigmoid"
 
 
+@pytest.mark.slow  # the defaults train for about 5,000 steps: half a minute on 2 cores
 def test_defaults_beat_pca_on_a_nonlinear_table(rng):
     from sklearn.decomposition import PCA
 
