@@ -24,6 +24,7 @@ import csv
 import math
 import os
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -255,21 +256,12 @@ def read_table(
     if not features:
         what = ", ".join(f"{k}={v!r}" for k, v in special.items() if v is not None) or "drop"
         raise DataError(f"{path} has no feature columns besides {what} and the dropped ones; nothing to train on.")
-    X, lines = None, None
-    for missing in (False, True):  # numbers only; then with missing cells; then cell by cell, to say what is wrong
-        try:
-            X = _fast(path, layout, excluded, features, missing=missing)
-            break
-        except ValueError:
-            continue
-    if X is None:
-        X, lines = _careful(path, layout, features)
-    ids = _text_column(path, layout, id_idx) if id_idx is not None else None
-    y = None
-    if t_idx is not None:
-        y = _text_column(path, layout, t_idx)
-        if all(_is_number(v) for v in y):
-            y = np.array([float(v) for v in y], dtype=np.float64)
+    try:
+        X, lines, ids, y = _read(path, layout, excluded, features, id_idx, t_idx)
+    except UnicodeDecodeError as err:  # past the lines the layout was read from
+        raise DataError(f"{path} is not a UTF-8 text file ({err}); save it as UTF-8 CSV.") from err
+    except OSError as err:
+        raise DataError(f"{path} could not be read: {err}") from err
     if ids is not None and len(ids) != len(X) or y is not None and len(y) != len(X):  # pragma: no cover
         raise DataError(f"{path}: the id or target column has a different number of rows than the table.")
     if not len(X):
@@ -284,6 +276,32 @@ def read_table(
         description=f"Table read from {path}: {X.shape[0]} rows, {X.shape[1]} numeric columns.",
         ids=ids,
     )
+
+
+def _read(
+    path: Path, layout: _Layout, excluded: list[int], features: list[int], id_idx: int | None, t_idx: int | None
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """The features (and each row's line, when known), the ids and the labels."""
+    X, lines = None, None
+    for missing in (False, True):  # numbers only; then with missing cells; then cell by cell, to say what is wrong
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "input contained no data": said below
+                X = _fast(path, layout, excluded, features, missing=missing)
+            break
+        except UnicodeDecodeError:
+            raise
+        except ValueError:
+            continue
+    if X is None:
+        X, lines = _careful(path, layout, features)
+    ids = _text_column(path, layout, id_idx) if id_idx is not None else None
+    y = None
+    if t_idx is not None:
+        y = _text_column(path, layout, t_idx)
+        if all(_is_number(v) for v in y):
+            y = np.array([float(v) for v in y], dtype=np.float64)
+    return X, lines, ids, y
 
 
 def _zero(_: Any) -> float:
