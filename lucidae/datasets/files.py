@@ -306,6 +306,8 @@ def load_array(
         # The header checks come first: np.load allocates whatever shape a header declares.
         if suffix == ".npy":
             check_npy(path)
+            if not mmap:  # read whole: the memory must hold it (a memory map reads it as it goes)
+                check_memory(path.stat().st_size, str(path))
             arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
             return _checked(_as_dataset(arr, path), path, impute)
         if suffix == ".npz":

@@ -338,7 +338,9 @@ def _fast(path: Path, layout: _Layout, excluded: list[int], features: list[int],
             ndmin=2,
             converters=converters or None,
         )
-    if X.shape[1] != layout.width and X.size:
+    if not len(X):  # no data rows: read_table says so
+        return np.empty((0, len(features)))
+    if X.shape[1] != layout.width:
         raise ValueError("width")
     return np.ascontiguousarray(X[:, features]) if excluded else X
 
