@@ -362,6 +362,7 @@ def test_parameters_mirror_the_configs(cls, model_fields):
     # The one documented difference: no input scaling, so learned atoms are directions of the data.
     assert defaults(DataConfig)["scaling"] == "auto"
     expected["scaling"] = None
+    expected["impute"] = defaults(DataConfig)["impute"]
     expected.update(ESTIMATOR_ONLY)
     assert params == expected
 

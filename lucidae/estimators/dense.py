@@ -65,8 +65,9 @@ class AutoEncoder(BaseAutoEncoder):
         Standard deviation (``"gaussian"``, scaled space) or drop probability (``"mask"``).
     scaling : {"auto", "minmax", "standard"} or None, default="auto"
         How inputs are scaled before training (stored, and undone on output). ``"auto"``
-        maps uint8 images to [0, 1], keeps data already in [0, 1], else min-max scales
-        (sigmoid output) or standardises.
+        maps uint8 images to [0, 1] and keeps data already in [0, 1] (sigmoid output);
+        anything else is a table: standardised, and the default sigmoid output becomes
+        linear (``model_config_.output_activation`` says which the model has).
     impute : {"mean", "median"} or None, default=None
         Fill missing values (NaN) with each feature's mean or median over the training
         rows; the fill is stored with the scaling (saved with the model) and applied
