@@ -351,9 +351,10 @@ class ModelConfig(Config):
     beta: float = 1.0
     """"vae": weight of the KL term (1 = plain VAE, > 1 = beta-VAE); "tcvae": weight of the total
     correlation (6 unless given). Higher trades reconstruction for more independent latents."""
-    likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
-    """"vae"/"tcvae" models: "bernoulli" for data in [0, 1] such as binary images (needs
-    output_activation "sigmoid"), or "gaussian" with a learned shared variance."""
+    likelihood: Literal["auto", "bernoulli", "gaussian"] = "auto"
+    """"vae"/"tcvae" models: "bernoulli" for binary data such as black-and-white images (needs output_activation
+    "sigmoid"), "gaussian" with a learned shared variance (grey levels, tables), or "auto": chosen at fit, bernoulli
+    when every scaled training value is 0 or 1, else gaussian."""
     mi_weight: float = 1.0
     """"tcvae": weight (alpha) of the index-code mutual information term (Chen et al. 2018)."""
     dim_kl_weight: float = 1.0
@@ -519,7 +520,7 @@ class ModelConfig(Config):
         )
         check_choice("architecture", self.architecture, ("dense", "conv"))
         check_number("beta", self.beta, 0.0, 1e4)
-        check_choice("likelihood", self.likelihood, ("bernoulli", "gaussian"))
+        check_choice("likelihood", self.likelihood, ("auto", "bernoulli", "gaussian"))
         check_number("mi_weight", self.mi_weight, 0.0, 1e4)
         check_number("dim_kl_weight", self.dim_kl_weight, 0.0, 1e4)
         variational = self.model in ("vae", "tcvae")

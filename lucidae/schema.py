@@ -55,8 +55,9 @@ CONFIG_KEYS: dict[str, tuple[bool, str]] = {
 }
 """Top-level keys of a saved ``config.json``: name to (required, what it holds)."""
 
-DATA_CHOSEN = ("output_activation",)
-"""ModelConfig fields that fit may choose from the data (``scaling="auto"``), so the params need not imply them."""
+DATA_CHOSEN = ("output_activation", "likelihood")
+"""ModelConfig fields that fit may choose from the data (``scaling="auto"``, a VAE's ``likelihood="auto"``), so the
+params need not imply them."""
 
 SCALER_KINDS = ("uint8", "identity", "minmax", "standard")
 """Values of ``Scaler.kind`` that a saved model may hold."""

@@ -239,3 +239,14 @@ def test_the_applications_take_numpy_generators_and_save_them_as_seeds(make, ima
     np.testing.assert_array_equal(again.decision_function(images[:5]), det.decision_function(images[:5]))
     tt = TextTopics(n_latents=4, k=1, random_state=make(0)).fit(corpus.documents)
     assert isinstance(load(tt.save(tmp_path / "topics")).random_state, int)
+
+
+@pytest.mark.filterwarnings("ignore:Every one of the")  # one epoch is too few for a VAE's code
+def test_a_vae_picks_its_likelihood_from_the_data(digits, tmp_path):
+    grey = _fast(VAE, latent_dim=2).fit(digits.X[:200])  # 17 grey levels
+    binary = _fast(VAE, latent_dim=2).fit((digits.X[:200] > 0.5).astype(np.float32))
+    assert grey.likelihood == "auto" and grey.model_config_.likelihood == "gaussian"
+    assert binary.model_config_.likelihood == "bernoulli"
+    again = load(grey.save(tmp_path / "grey"))
+    assert again.model_config_.likelihood == "gaussian"
+    np.testing.assert_array_equal(again.transform(digits.X[:5]), grey.transform(digits.X[:5]))

@@ -157,6 +157,10 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
         """Model config fields that come from the fit rather than the parameters (the image estimators' shape)."""
         return {}
 
+    def _chosen_from_data(self, cfg: ModelConfig, Xs: Any) -> dict[str, Any]:
+        """Model config fields fit decides from the scaled training rows ``Xs`` (a VAE's ``likelihood="auto"``)."""
+        return {}
+
     def _output_follows_data(self, cfg: ModelConfig) -> bool:
         """scaling="auto" with the default sigmoid output; a Bernoulli VAE needs its sigmoid and keeps it."""
         return self.get_scaling() == "auto" and cfg.output_activation == "sigmoid" and not _needs_sigmoid(cfg)
@@ -309,6 +313,10 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
             self.scaler_ = fit_scaler(X, scaling, output_activation=output_activation, impute=self.get_impute())
             Xs = self.scaler_.transform(X)  # (n, features) float32
         model_cfg = self.get_model_config(n_features)  # with the output the fitted scaling implies
+        chosen = self._chosen_from_data(model_cfg, Xs.read(0) if streamed else Xs)
+        if chosen:  # fields left to the data ("auto"), decided on the scaled training rows
+            model_cfg = replace(model_cfg, **chosen)
+            model_cfg.validate()
         seed = self.seed_ = resolve_seed(train_cfg.random_state)
         start = time.perf_counter()
         scores: list[float] = []  # one per initialisation; only the best run so far is kept

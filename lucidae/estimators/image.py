@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
+from lucidae.config import ModelConfig
 from lucidae.errors import DataError
 from lucidae.estimators.base import (
     COLLAPSE_CHECK_ROWS,
@@ -203,9 +204,13 @@ class VAE(_ImageEstimator):
         fewer active latents). For :class:`BetaTCVAE`, the weight of the total correlation
         (default 6). With 6 on the bundled 8x8 digits every latent of a VAE switched off
         (held-out FVU 1.00); with 1, nine of ten stay active (FVU about 0.45).
-    likelihood : {"bernoulli", "gaussian"}, default="bernoulli"
-        Decoder distribution: Bernoulli for data in [0, 1] (binary images), Gaussian with
-        a shared variance set to its maximum-likelihood value otherwise.
+    likelihood : {"auto", "bernoulli", "gaussian"}, default="auto"
+        Decoder distribution: Bernoulli for binary data (black-and-white images), Gaussian
+        with a shared variance set to its maximum-likelihood value otherwise (grey levels,
+        tables). ``"auto"`` picks Bernoulli when every scaled training value (of the first
+        4,096 rows) is 0 or 1, else Gaussian; ``model_config_.likelihood`` says which. On
+        the grey-level digits the Gaussian kept all 10 latents active at held-out FVU 0.15
+        where the Bernoulli kept 4-10 at 0.37-0.49, depending on how long it trained.
     architecture : {"dense", "conv"}, default="dense"
         MLP encoder/decoder through ``hidden_dims``, or convolutions (``conv_channels``,
         then ``hidden_dims``) for images.
@@ -251,7 +256,7 @@ restore_best, shuffle, n_init, random_state, verbose, n_threads, device, precisi
         self,
         *,
         beta: float = DEFAULT_BETA,
-        likelihood: str = "bernoulli",
+        likelihood: str = "auto",
         architecture: str = "dense",
         image_shape: tuple[int, ...] = (),
         conv_channels: tuple[int, ...] | None = None,
@@ -309,6 +314,13 @@ restore_best, shuffle, n_init, random_state, verbose, n_threads, device, precisi
         self.n_threads = n_threads
         self.device = device
         self.precision = precision
+
+    def _chosen_from_data(self, cfg: ModelConfig, Xs: Any) -> dict[str, Any]:
+        if cfg.likelihood != "auto":
+            return {}
+        rows = np.asarray(Xs[:COLLAPSE_CHECK_ROWS])  # (rows, features), scaled
+        binary = cfg.output_activation == "sigmoid" and bool(((rows == 0) | (rows == 1)).all())
+        return {"likelihood": "bernoulli" if binary else "gaussian"}
 
     def _check_trained(self, Xs: np.ndarray) -> None:
         rows = np.random.default_rng(0).permutation(len(Xs))[:COLLAPSE_CHECK_ROWS]
@@ -451,7 +463,7 @@ class BetaTCVAE(VAE):
         self,
         *,
         beta: float = DEFAULT_TC_BETA,
-        likelihood: str = "bernoulli",
+        likelihood: str = "auto",
         architecture: str = "dense",
         image_shape: tuple[int, ...] = (),
         conv_channels: tuple[int, ...] | None = None,

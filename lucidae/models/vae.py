@@ -31,6 +31,7 @@ Rybkin et al. 2021), so no noise level needs tuning.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import NamedTuple
 
 import torch
@@ -166,6 +167,8 @@ class VariationalAutoEncoder(nn.Module):
         super().__init__()
         if cfg.input_dim < 1:
             raise ValueError("ModelConfig.input_dim must be set (>= 1) before building a model.")
+        if cfg.likelihood == "auto":  # the estimators decide from the data; built directly, a sigmoid means Bernoulli
+            cfg = replace(cfg, likelihood="bernoulli" if cfg.output_activation == "sigmoid" else "gaussian")
         self.cfg = cfg
         self.input_dim = cfg.input_dim
         self.latent_dim = cfg.latent_dim
