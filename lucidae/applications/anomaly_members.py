@@ -111,25 +111,29 @@ def forest_scores(trees: dict[str, Any], X: np.ndarray, chunk: int = 4096) -> np
     True
     """
     feature, left, right = trees["feature"], trees["left"], trees["right"]
-    threshold, leaf_depth = trees["threshold"], trees["leaf_depth"]
-    n_trees = feature.shape[0]
-    tree_idx = np.arange(n_trees)[None, :]  # (1, trees)
+    n_trees, width = feature.shape
+    offsets = np.arange(n_trees, dtype=np.int64)[None, :] * width  # (1, trees): tree t's nodes start at t * width
+    # Flat arrays indexed by a global node number, children already global (-1 at a leaf).
+    left_flat = np.where(left >= 0, left + offsets.T, -1).ravel()
+    right_flat = np.where(right >= 0, right + offsets.T, -1).ravel()
+    feature_flat, threshold_flat = feature.ravel(), trees["threshold"].ravel()
+    leaf_flat = trees["leaf_depth"].ravel()
     Xf = np.asarray(X, dtype=np.float32)
     out = np.empty(len(Xf), dtype=np.float64)
     for start in range(0, len(Xf), chunk):
         Xc = Xf[start : start + chunk]  # (c, features)
-        rows = np.arange(len(Xc))[:, None]  # (c, 1)
-        node = np.zeros((len(Xc), n_trees), dtype=np.int64)  # (c, trees)
-        depth = np.zeros((len(Xc), n_trees), dtype=np.float64)
-        while True:
-            nxt_left = left[tree_idx, node]  # (c, trees)
+        node = np.repeat(offsets, len(Xc), axis=0)  # (c, trees), every row at every root
+        depth = np.zeros(node.shape, dtype=np.float64)
+        while True:  # one tree level per pass, all rows and trees at once
+            nxt_left = left_flat.take(node)  # (c, trees)
             inner = nxt_left >= 0
             if not inner.any():
                 break
-            goes_left = Xc[rows, feature[tree_idx, node]] <= threshold[tree_idx, node]
-            node = np.where(inner, np.where(goes_left, nxt_left, right[tree_idx, node]), node)
+            value = np.take_along_axis(Xc, feature_flat.take(node), axis=1)  # (c, trees)
+            goes_left = value <= threshold_flat.take(node)
+            node = np.where(inner, np.where(goes_left, nxt_left, right_flat.take(node)), node)
             depth += inner
-        depth += leaf_depth[tree_idx, node]
+        depth += leaf_flat.take(node)
         out[start : start + len(Xc)] = 2.0 ** (-depth.mean(axis=1) / float(trees["normaliser"][0]))
     return out
 
