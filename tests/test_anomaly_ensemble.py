@@ -190,3 +190,23 @@ def test_a_likelihood_detector_saved_by_the_old_scoring_still_loads(tmp_path, da
     assert det2.scoring == "likelihood" and not hasattr(det2, "forest_")
     np.testing.assert_array_equal(det2.decision_function(data[:20]), old.decision_function(data[:20]))
     assert det2.explain(data[0]).members == {}
+
+
+def test_forged_ensemble_arrays_are_refused(tmp_path, det):
+    """A tree that loops, a feature out of range or a zero scale could hang or poison every score."""
+    from lucidae.applications.anomaly import _check_ensemble
+    from lucidae.errors import CorruptFileError
+
+    path = det.save(tmp_path / "forged")
+    forgeries = {
+        "loop": lambda d: d.forest_["left"].__setitem__((0, 0), 0),
+        "feature": lambda d: d.forest_["feature"].__setitem__((0, 0), 99),
+        "scale": lambda d: d.member_scale_.__setitem__(1, 0.0),
+        "reference": lambda d: setattr(d, "knn_reference_", d.knn_reference_[:1]),
+    }
+    for forge in forgeries.values():
+        d = load_detector(path)
+        _check_ensemble(d, path)  # the saved one is valid
+        forge(d)
+        with pytest.raises(CorruptFileError):
+            _check_ensemble(d, path)

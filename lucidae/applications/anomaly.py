@@ -788,8 +788,40 @@ def load_detector(path: str | os.PathLike) -> AnomalyDetector:
     d = det.n_features_in_
     if det.center_.shape != (d,) or det.scale_.shape != (d,) or det.reference_.shape[1:] != (d,):
         raise CorruptFileError(f"The arrays stored in {root} do not match n_features_in={d}.")
-    if det.scoring == "ensemble" and (
-        det.knn_reference_.shape[1:] != (d,) or int(det.forest_["feature"].max(initial=0)) >= d
-    ):
-        raise CorruptFileError(f"The ensemble's arrays stored in {root} do not match n_features_in={d}.")
+    if det.scoring == "ensemble":
+        _check_ensemble(det, root)
     return det
+
+
+def _check_ensemble(det: AnomalyDetector, root: Path) -> None:
+    """Refuse ensemble arrays that could not come from a fit: wrong sizes, a tree that does not end, bad scales."""
+    d, n_train = det.n_features_in_, len(det.decision_scores_)
+    ref = det.knn_reference_
+    if ref.ndim != 2 or ref.shape[1] != d or not 2 <= len(ref) <= n_train:
+        raise CorruptFileError(f"tensor 'knn_reference' in {root} has shape {ref.shape}; expected (2..{n_train}, {d}).")
+    # standardised training values lie within sqrt(n) of the mean
+    if not np.isfinite(ref).all() or float(np.abs(ref).max()) > np.sqrt(n_train) + 1.0:
+        raise CorruptFileError(f"tensor 'knn_reference' in {root} holds values no standardised training row has.")
+    scale, location = det.member_scale_, det.member_location_
+    if scale.shape != (len(MEMBERS),) or not (np.isfinite(scale).all() and (scale >= 1e-12).all()):
+        raise CorruptFileError(f"tensor 'member_scale' in {root} must hold {len(MEMBERS)} finite values > 0.")
+    if location.shape != (len(MEMBERS),) or not np.isfinite(location).all():
+        raise CorruptFileError(f"tensor 'member_location' in {root} must hold {len(MEMBERS)} finite values.")
+    f = det.forest_
+    feature, left, right = f["feature"], f["left"], f["right"]
+    width = feature.shape[-1] if feature.ndim == 2 else 0
+    node = np.arange(width)[None, :]
+    leaf = (left == -1) & (right == -1)
+    inner = (left > node) & (left < width) & (right > node) & (right < width)  # children after their parent
+    depths, norm = f["leaf_depth"], f["normaliser"]
+    if (
+        feature.ndim != 2
+        or not width
+        or not (leaf | inner).all()
+        or not ((feature >= 0) & (feature < d)).all()
+        or not np.isfinite(f["threshold"]).all()
+        or not (np.isfinite(depths).all() and (depths >= 0).all() and (depths <= 64).all())
+        or norm.shape != (1,)
+        or not (0 < float(norm[0]) <= 64)
+    ):
+        raise CorruptFileError(f"the isolation forest stored in {root} is not a valid set of trees.")
