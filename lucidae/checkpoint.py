@@ -169,7 +169,12 @@ _GROUP_NUMBERS = ("lr", "eps", "weight_decay", "initial_lr")
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:  # an integer of 400 digits is not finite as a float: float() overflows
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def _check_meta(path: Any, meta: dict[str, Any]) -> None:

@@ -112,6 +112,16 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _is_finite(value: Any) -> bool:
+    """A number that is finite as a float too (an integer of 400 digits is not: float() overflows)."""
+    if not _is_number(value):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
 def _check_names(path: Any, key: str, value: Any, n: int) -> None:
     if value is None:
         return
@@ -237,6 +247,8 @@ def validate_saved_config(
         model_cfg = ModelConfig.from_dict(config["model"])
     except ConfigError as err:
         raise _fail(path, f"model is not a valid ModelConfig: {err}") from err
+    except (TypeError, ValueError, ArithmeticError) as err:  # a number too large for a float, say
+        raise _fail(path, f"model is not a valid ModelConfig: {err!r:.200}") from err
     if model_cfg.input_dim != n:
         raise _fail(path, f"n_features_in={n} but model.input_dim={model_cfg.input_dim}; they must be equal.")
 
@@ -258,7 +270,7 @@ def validate_saved_config(
         est.get_scaling()
     except ConfigError as err:
         raise _fail(path, f"params are invalid: {err}") from err
-    except (TypeError, ValueError) as err:  # a param of a type no config check anticipated
+    except (TypeError, ValueError, ArithmeticError) as err:  # a param of a type no config check anticipated
         raise _fail(path, f"params are invalid: {err!r:.200}") from err
     # The module is built from "model", the estimator's behaviour from "params": they must tell one story
     # (but for the fields fit chooses from the data, which the checksum covers).
@@ -290,10 +302,10 @@ def validate_saved_config(
             f"found {shape!r:.60}.",
         )
     seconds = config.get("fit_seconds", 0.0)
-    if not _is_number(seconds) or not math.isfinite(seconds) or seconds < 0:
+    if not _is_finite(seconds) or seconds < 0:
         raise _fail(path, f"fit_seconds must be a finite number >= 0, found {seconds!r:.60}.")
     scores = config.get("init_scores", [])
-    if not isinstance(scores, list) or len(scores) > 10_000 or not all(_is_number(v) for v in scores):
+    if not isinstance(scores, list) or len(scores) > 10_000 or not all(_is_finite(v) for v in scores):
         raise _fail(path, f"init_scores must be a list of numbers, one per initialisation, found {scores!r:.60}.")
     if "history" in config:
         _check_history(path, config["history"])
@@ -601,7 +613,7 @@ def _check_keys(config: Any, schema: Mapping[str, tuple[bool, str]], path: Any) 
 
 
 def _finite(path: Any, key: str, value: Any, *, low: float = -math.inf, strict: bool = False) -> None:
-    ok = _is_number(value) and math.isfinite(value) and (value > low if strict else value >= low)
+    ok = _is_finite(value) and (value > low if strict else value >= low)
     if not ok:
         bound = "" if low == -math.inf else f" {'>' if strict else '>='} {low:g}"
         raise _fail(path, f"{key} must be a finite number{bound}, found {value!r:.60}.")

@@ -137,7 +137,9 @@ def test_an_edited_detector_is_refused_or_works(detector_folder, workdir, data):
             tensors[name] = torch.zeros(*[data.draw(st.integers(0, 5)) for _ in range(data.draw(st.integers(1, 3)))])
         elif kind == "value" and t.numel():
             flat = t.reshape(-1).clone()
-            values = [float("nan"), float("inf"), -1e9, 1e38, -1.0, 10**6] if t.is_floating_point() else [-1, 10**6]
+            values = [float("nan"), float("inf"), -1e9, 1e38, -1.0, 1e-300, 10**6]
+            if not t.is_floating_point():
+                values = [-(2**62), -2, -1, 0, 1, 10**6, 2**62]
             flat[data.draw(st.integers(0, flat.numel() - 1))] = data.draw(st.sampled_from(values))
             tensors[name] = flat.reshape(t.shape)
         elif kind == "drop":

@@ -604,3 +604,22 @@ def test_every_error_is_still_a_lucidae_error():
     from lucidae.runs import SaveFailedError
 
     assert issubclass(FolderLockedError, LucidaeError) and issubclass(SaveFailedError, LucidaeError)
+
+
+def test_a_400_digit_number_in_a_config_or_checkpoint_is_refused(tmp_path, models, X):
+    # found by tests/test_fuzz_reliability.py: float(10**400) raised OverflowError from the config checks
+    run = models[0].save(tmp_path / "m")
+    config = _config(run)
+    config["model"]["encoder_l1"] = 10**400
+    _reseal(run, config)
+    with pytest.raises(CorruptFileError, match="model is not a valid ModelConfig"):
+        load(run)
+    ckpt = tmp_path / "ckpt"
+    _ae(epochs=1).fit(X, checkpoint_dir=ckpt)
+    config = _config(ckpt)
+    config["optimizer_param_groups"][0]["lr"] = 10**400
+    _reseal_checkpoint = lio.checksum(config, lio.sha256_of(ckpt / "model.safetensors"))
+    config["sha256"] = _reseal_checkpoint
+    (ckpt / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CorruptFileError, match="lr is 1000"):
+        _ae(epochs=2).fit(X, checkpoint_dir=ckpt, resume=True)
