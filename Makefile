@@ -30,9 +30,9 @@ format: $(STAMP)
 	$(BIN)/ruff format lucidae tests benchmarks
 	$(BIN)/ruff check --fix lucidae tests benchmarks
 
-# Property tests with many more examples than CI runs.
+# Property tests with many more examples than CI runs (2,000 each; the statistics say how many ran and passed).
 fuzz: $(STAMP)
-	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -m fuzz tests
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -m fuzz --hypothesis-show-statistics tests
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py
