@@ -107,4 +107,34 @@ def training_bytes(n_parameters: int, *, batch_size: int, widths: Sequence[int],
     return int(itemsize * (COPIES * n_parameters + activations))
 
 
-__all__ = ["COPIES", "SHARE", "check_fits", "parameter_count", "physical_memory", "training_bytes"]
+def check_training(model_cfg: object, *, batch_size: int, what: str) -> None:
+    """Refuse to train the module ``model_cfg`` describes when its estimate is beyond this machine's memory.
+
+    Parameters are counted on the ``meta`` device (:func:`parameter_count`), so the check
+    itself allocates nothing, however large the config.
+
+    Raises
+    ------
+    ConfigError
+        Naming the architecture, its parameter count, the estimate and the memory there is.
+
+    Examples
+    --------
+    >>> from lucidae.config import ModelConfig
+    >>> check_training(ModelConfig(input_dim=64, hidden_dims=(10**6, 10**6)), batch_size=128, what="this model")
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    lucidae.errors.ConfigError: training this model 64-1000000-...-64 (2,000,196,000,096 parameters) needs about ...
+    """
+    shapes = model_cfg.layer_shapes()  # type: ignore[attr-defined]
+    n_params = parameter_count(model_cfg)
+    widths = [int(w) for w in "-".join(shapes).split("-") if w.isdigit()]
+    check_fits(
+        training_bytes(n_params, batch_size=batch_size, widths=widths),
+        f"training {what} {'-'.join(shapes)} ({n_params:,} parameters)",
+        hint="Choose smaller hidden_dims / latent_dim (--hidden-dims, --latent-dim) or a smaller batch_size.",
+    )
+
+
+__all__ = ["COPIES", "SHARE", "check_fits", "check_training", "parameter_count", "physical_memory", "training_bytes"]

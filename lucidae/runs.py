@@ -37,7 +37,7 @@ from lucidae.distributed import is_main
 from lucidae.errors import DataError, LucidaeError
 from lucidae.estimators import BaseAutoEncoder, estimator_for
 from lucidae.io import CONFIG, RUN_FILE, check_replaceable, read_run_record
-from lucidae.memory import check_fits, parameter_count, training_bytes
+from lucidae.memory import check_training
 from lucidae.metrics import FidelityAccumulator, collapsed_latents
 from lucidae.models.vae import VariationalAutoEncoder
 
@@ -117,18 +117,12 @@ def check_training_memory(est: BaseAutoEncoder, dataset: Dataset) -> None:
     try:
         cfg = est.get_model_config(dataset.n_features)
         batch = est.get_train_config().batch_size
-        n_params = parameter_count(cfg)
-        widths = [int(w) for w in "-".join(cfg.layer_shapes()).split("-") if w.isdigit()]
     except (LucidaeError, AttributeError, TypeError, ValueError, RuntimeError):
         return  # fit reports a config it refuses, in its own words
     finally:
         if not had_shape:
             del est.image_shape_
-    check_fits(
-        training_bytes(n_params, batch_size=min(batch, dataset.n_samples), widths=widths),
-        f"training {type(est).__name__} {'-'.join(cfg.layer_shapes())} ({n_params:,} parameters)",
-        hint="Choose smaller --hidden-dims / --latent-dim (or a smaller --batch-size).",
-    )
+    check_training(cfg, batch_size=min(batch, dataset.n_samples), what=type(est).__name__)
 
 
 def estimator_from_configs(

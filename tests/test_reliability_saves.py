@@ -623,3 +623,14 @@ def test_a_400_digit_number_in_a_config_or_checkpoint_is_refused(tmp_path, model
     (ckpt / "config.json").write_text(json.dumps(config))
     with pytest.raises(CorruptFileError, match="lr is 1000"):
         _ae(epochs=2).fit(X, checkpoint_dir=ckpt, resume=True)
+
+
+def test_fit_refuses_a_terabyte_model_before_building_it(X, monkeypatch):
+    import lucidae.estimators.base as base
+
+    def no_build(cfg):
+        raise AssertionError("the module was built")
+
+    monkeypatch.setattr(base, "build_model", no_build)
+    with pytest.raises(ConfigError, match=r"2,000,\d{3},000,\d{3} parameters\) needs about .* TB of memory"):
+        _ae(hidden_dims=(10**6, 10**6)).fit(X)

@@ -28,6 +28,7 @@ from lucidae.arrays import check_finite, check_numeric
 from lucidae.config import DataConfig, ModelConfig, TrainConfig, check_int, image_chw
 from lucidae.errors import ConfigError, DataError
 from lucidae.io import write_model_dir
+from lucidae.memory import check_training
 from lucidae.models import build_model
 from lucidae.scaling import auto_output, feature_stats, fit_scaler, row_blocks, scaled_range
 from lucidae.schema import check_saveable
@@ -317,6 +318,8 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
         if chosen:  # fields left to the data ("auto"), decided on the scaled training rows
             model_cfg = replace(model_cfg, **chosen)
             model_cfg.validate()
+        # before anything is built: a terabyte config is refused in milliseconds, not by the allocator (#18)
+        check_training(model_cfg, batch_size=min(train_cfg.batch_size, n_samples), what=type(self).__name__)
         seed = self.seed_ = resolve_seed(train_cfg.random_state)
         start = time.perf_counter()
         scores: list[float] = []  # one per initialisation; only the best run so far is kept
