@@ -59,6 +59,10 @@ DATA_CHOSEN = ("output_activation", "likelihood")
 """ModelConfig fields that fit may choose from the data (``scaling="auto"``, a VAE's ``likelihood="auto"``), so the
 params need not imply them."""
 
+CLASS_SET = frozenset({"model", "architecture", "input_dim", "image_shape"})
+"""ModelConfig fields that the estimator's class and the data set, not its params: always compared with the params'
+story."""
+
 SCALER_KINDS = ("uint8", "identity", "minmax", "standard")
 """Values of ``Scaler.kind`` that a saved model may hold."""
 
@@ -274,8 +278,11 @@ def validate_saved_config(
         raise _fail(path, f"params are invalid: {err!r:.200}") from err
     # The module is built from "model", the estimator's behaviour from "params": they must tell one story
     # (but for the fields fit chooses from the data, which the checksum covers).
+    # Only the fields this estimator's params (or the class itself) set: the others are unused by the family,
+    # and their defaults may change between versions (ModelConfig.beta did), which must not refuse old models.
     saved, wanted = model_cfg.to_dict(), implied.to_dict()
-    differ = sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k) and k not in DATA_CHOSEN)
+    compared = (accepted | CLASS_SET) - set(DATA_CHOSEN)
+    differ = sorted(k for k in (saved.keys() | wanted.keys()) & compared if saved.get(k) != wanted.get(k))
     if differ:
         key = differ[0]
         raise _fail(
