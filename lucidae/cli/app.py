@@ -518,8 +518,10 @@ def _activations(cfg: Any) -> str:
     Examples
     --------
     >>> from lucidae.config import ModelConfig
-    >>> _activations(ModelConfig(model="vae"))
+    >>> _activations(ModelConfig(model="vae", likelihood="bernoulli"))
     'hidden relu, code Gaussian posterior (mean and log-variance, no activation), output sigmoid (bernoulli)'
+    >>> _activations(ModelConfig(model="vae", likelihood="gaussian", output_activation="linear"))
+    'hidden relu, code Gaussian posterior (mean and log-variance, no activation), output linear (gaussian)'
     >>> _activations(ModelConfig(model="topk", k=4))
     'code TopK (k=4), output linear'
     """
