@@ -238,6 +238,7 @@ def run_main(args, monkeypatch, capsys):
 def _target(kind, root, saved):
     """A path of the generated ``kind``: what users and accidents put where a folder is expected."""
     path = root / f"t-{kind}"
+    root.mkdir(parents=True, exist_ok=True)
     if kind == "missing":
         return path
     if kind == "file":
@@ -272,9 +273,18 @@ def test_no_command_ends_in_a_traceback(saved, tmp_path_factory, monkeypatch, ca
     root = tmp_path_factory.mktemp("cli")
     kind = data.draw(st.sampled_from(KINDS), label="kind")
     target = _target(kind, root, saved)
-    command = data.draw(st.sampled_from(["info", "encode", "reconstruct", "train-out", "resume", "size"]))
+    commands = ["info", "encode", "reconstruct", "train-out", "resume", "size", "prune", "report", "decompress"]
+    command = data.draw(st.sampled_from(commands), label="command")
     if command == "info":
         args = ["info", target]
+    elif command == "prune":
+        args = ["prune", target, "--out", _target(data.draw(st.sampled_from(KINDS), label="out"), root / "o", saved)]
+    elif command == "report":
+        args = ["report", target, "--max-latents", str(data.draw(st.integers(-1, 4), label="max_latents"))]
+    elif command == "decompress":
+        stream = root / "s.lucz"
+        stream.write_bytes(data.draw(st.binary(max_size=120), label="stream"))
+        args = ["decompress", stream, "--model", target, "--out", root / "images.npy"]
     elif command in ("encode", "reconstruct"):
         args = [
             command,
