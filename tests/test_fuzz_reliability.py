@@ -319,7 +319,7 @@ def test_no_command_ends_in_a_traceback(saved, tmp_path_factory, monkeypatch, ca
         args = ["train", "--data", "digits", "--out", root / "sized", "--hidden-dims", f"{width},{width}"]
         args += ["--epochs", "1", "--latent-dim", str(latent)]
     code, text = run_main(args, monkeypatch, capsys)
-    assert "Traceback" not in text, text
+    assert "Traceback" not in text and "internal error" not in text, text  # main() words a bug so
     assert code in (0, 1, 2), (code, text)
     if code:
         assert "error" in text.lower() or "usage" in text.lower(), text

@@ -695,8 +695,12 @@ def main() -> None:
 
     Errors from the operating system (a full disk, a read-only or unreadable folder) and
     from the interpreter (out of memory, input nested too deeply) end as one line naming
-    the path and what to do, with exit code 1, never as a traceback.
+    the path and what to do, with exit code 1, never as a traceback. Anything else that
+    escapes a command is a bug in lucidae: one line says so (with exit code 1), and
+    ``LUCIDAE_TRACEBACK=1`` shows the traceback to report.
     """
+    import os
+
     try:
         app()
     except KeyboardInterrupt:  # pragma: no cover - interactive
@@ -704,4 +708,14 @@ def main() -> None:
         sys.exit(130)
     except (OSError, MemoryError, RecursionError) as err:
         typer.secho(system_error(err), fg=typer.colors.RED, err=True)
+        sys.exit(1)
+    except Exception as err:
+        if os.environ.get("LUCIDAE_TRACEBACK"):
+            raise
+        typer.secho(
+            f"error: internal error ({type(err).__name__}: {str(err)[:300]}). This is a bug in lucidae: please "
+            "report it with the command you ran; LUCIDAE_TRACEBACK=1 shows the details.",
+            fg=typer.colors.RED,
+            err=True,
+        )
         sys.exit(1)
