@@ -18,7 +18,6 @@ and a second writer is refused at once. Only lucidae's own folders are ever repl
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import hashlib
 import json
@@ -181,9 +180,8 @@ def exchange(a: Path, b: Path) -> bool:
     ...     assert (d / "a").read_text() == "B"
     """
     if not _RENAMEAT2:
-        name = ctypes.util.find_library("c")
-        try:
-            libc = ctypes.CDLL(name, use_errno=True) if name else None
+        try:  # the symbols already loaded into this process, the C library's among them (no ldconfig run)
+            libc = ctypes.CDLL(None, use_errno=True)
         except OSError:  # pragma: no cover - no C library to load
             libc = None
         _RENAMEAT2.append(getattr(libc, "renameat2", None))
