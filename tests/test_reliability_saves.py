@@ -654,3 +654,15 @@ def test_a_bug_escaping_a_command_is_one_line_and_the_traceback_is_on_request(tm
     monkeypatch.setenv("LUCIDAE_TRACEBACK", "1")
     with pytest.raises(TypeError):
         main()
+
+
+def test_train_takes_an_empty_folder_made_for_it_and_a_failure_leaves_it_empty(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "made"
+    out.mkdir()
+    text_cells = tmp_path / "data" / "text.csv"
+    text_cells.parent.mkdir()
+    text_cells.write_text("a,b\n1,x\n2,y\n")
+    code, text = run_cli(["train", "--data", text_cells, "--out", out, *FAST], monkeypatch, capsys)
+    assert code == 1 and out.is_dir() and list(out.iterdir()) == []
+    assert run_cli(["train", "--data", "digits", "--out", out, *FAST], monkeypatch, capsys)[0] == 0
+    assert (out / "config.json").is_file()

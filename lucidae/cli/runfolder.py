@@ -2,7 +2,7 @@
 
 :class:`RunFolder` is claimed before anything is read or written: it takes the folder's
 lock (:mod:`lucidae.locks`; a second ``lucidae train --out`` into the same folder is
-refused at once), refuses an existing folder unless ``--overwrite`` (and refuses a file, a
+refused at once), refuses an existing folder unless it is empty or ``--overwrite`` is given (and refuses a file, a
 link or a folder lucidae did not write even then), and on release after a failure removes
 what the run wrote: a new folder entirely; in a folder being overwritten, the new options
 and checkpoint, the old ones put back. An interrupted run (Ctrl-C) and a run whose final
@@ -67,6 +67,9 @@ class RunFolder:
             self.created = self.claimed = True
             return
         check_replaceable(self.out)
+        if self.out.is_dir() and next(self.out.iterdir(), None) is None:  # an empty folder made for the run
+            self.claimed = True
+            return
         if not self.overwrite:
             raise ConfigError(
                 f"--out {self.out} already exists. Pass --overwrite to replace it, choose another --out, or "
