@@ -708,7 +708,7 @@ class DataConfig(Config):
         require(
             self.delimiter is None
             or self.delimiter.lower() in named
-            or (len(self.delimiter) == 1 and not self.delimiter.isalnum() and self.delimiter not in "\"\r\n"),
+            or (len(self.delimiter) == 1 and not self.delimiter.isalnum() and self.delimiter not in '"\r\n'),
             f"delimiter={self.delimiter!r} is invalid: expected one character such as ',' ';' '|', or 'tab'.",
         )
 
