@@ -16,13 +16,12 @@ import gzip
 import hashlib
 import io
 import json
-import signal
 import struct
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
 import typer
+from _limits import Hang, time_limit
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
@@ -33,27 +32,6 @@ from lucidae.errors import LucidaeError
 from lucidae.io import checksum
 
 pytestmark = pytest.mark.fuzz
-
-SECONDS = 10
-"""Longest a single load may take before it counts as a hang (a valid load takes milliseconds)."""
-
-
-class Hang(Exception):
-    """Raised by :func:`time_limit`; deliberately not a LucidaeError."""
-
-
-@contextmanager
-def time_limit(seconds=SECONDS):
-    def alarm(signum, frame):
-        raise Hang(f"no result after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def outcome(fn, *args, **kwargs):

@@ -19,14 +19,13 @@ The "ci" hypothesis profile (tests/conftest.py) keeps these inside ``make test``
 import gzip
 import io
 import math
-import signal
 import struct
 import tracemalloc
 import zipfile
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
+from _limits import time_limit
 from hypothesis import event, given
 from hypothesis import strategies as st
 
@@ -37,29 +36,9 @@ from lucidae.errors import DataError, LucidaeError
 
 pytestmark = pytest.mark.fuzz
 
-SECONDS = 10
-"""Longest a single read may take (a valid one takes milliseconds)."""
 
 SLACK = 32 << 20
 """Memory a read may take beyond a few times what the file really holds: numpy's and zlib's own buffers."""
-
-
-class Hang(Exception):
-    """Raised by :func:`time_limit`; deliberately not a LucidaeError."""
-
-
-@contextmanager
-def time_limit(seconds=SECONDS):
-    def alarm(signum, frame):
-        raise Hang(f"no result after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def bounded(fn, *args, limit, **kwargs):
