@@ -25,7 +25,7 @@ from lucidae.config import ModelConfig, TrainConfig
 from lucidae.datasets import load_dataset
 from lucidae.datasets.topics import make_topics
 from lucidae.errors import ConfigError, DataError
-from lucidae.estimators import ESTIMATORS, VAE, AutoEncoder, ConvAutoEncoder
+from lucidae.estimators import ESTIMATORS, VAE, AutoEncoder, ConvAutoEncoder, SparseAutoEncoder
 from lucidae.metrics import collapsed_latents, fvu
 from lucidae.models import build_model
 from lucidae.train import train
@@ -250,3 +250,16 @@ def test_a_vae_picks_its_likelihood_from_the_data(digits, tmp_path):
     again = load(grey.save(tmp_path / "grey"))
     assert again.model_config_.likelihood == "gaussian"
     np.testing.assert_array_equal(again.transform(digits.X[:5]), grey.transform(digits.X[:5]))
+
+
+# ---------------------------------------------------------------- a code no smaller than the input
+def test_a_code_as_wide_as_the_input_warns_that_it_can_copy_it():
+    # A 6-column table under the default latent_dim=32 has no bottleneck: its tiny FVU means nothing.
+    X = np.random.default_rng(0).normal(size=(80, 6))
+    with pytest.warns(UserWarning, match="latent_dim=32 is not smaller than the 6 input features"):
+        _fast(AutoEncoder, latent_dim=32).fit(X)
+    with warnings.catch_warnings():  # a bottleneck, a denoising model and a dictionary are what they claim
+        warnings.simplefilter("error")
+        _fast(AutoEncoder, latent_dim=2).fit(X)
+        _fast(AutoEncoder, latent_dim=8, noise="gaussian").fit(X)
+        _fast(SparseAutoEncoder, latent_dim=32).fit(X)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -318,6 +319,16 @@ class BaseAutoEncoder(TransformerMixin, BaseEstimator):
         if chosen:  # fields left to the data ("auto"), decided on the scaled training rows
             model_cfg = replace(model_cfg, **chosen)
             model_cfg.validate()
+        if model_cfg.model in ("dense", "linear") and model_cfg.noise == "none" and model_cfg.latent_dim >= n_features:
+            warnings.warn(
+                f"latent_dim={model_cfg.latent_dim} is not smaller than the {n_features} input features: with no "
+                "bottleneck the code can copy the input instead of summarising it, so a low FVU says little about "
+                f"structure. Set latent_dim below {n_features} (for example {max(1, n_features // 3)}) for a "
+                "bottleneck, add noise for a denoising model, or use SparseAutoEncoder/TopKAutoEncoder for an "
+                "overcomplete dictionary.",
+                UserWarning,
+                stacklevel=3,
+            )
         # before anything is built: a terabyte config is refused in milliseconds, not by the allocator (#18)
         check_training(model_cfg, batch_size=min(train_cfg.batch_size, n_samples), what=type(self).__name__)
         seed = self.seed_ = resolve_seed(train_cfg.random_state)
