@@ -1,7 +1,10 @@
 """The CLI explains itself: choices in --help and checked at parse time, truthful defaults, --version, exit codes."""
 
 import re
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
@@ -117,3 +120,16 @@ def test_a_missing_optional_package_is_one_clear_line(tmp_path, monkeypatch):
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "`lucidae report` needs the package 'matplotlib', which is not installed: pip install" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_console_script_prints_a_warning_as_one_line(tmp_path):
+    # A person reads the CLI: no "lucidae/runs.py:275: UserWarning:" and no echoed source line.
+    table = tmp_path / "t.csv"
+    rows = np.random.default_rng(0).normal(size=(60, 4))
+    table.write_text("a,b,c,d\n" + "\n".join(",".join(f"{v:.4f}" for v in row) for row in rows) + "\n")
+    code = "import sys; from lucidae.cli import main; sys.argv[0] = 'lucidae'; main()"
+    args = ["--data", str(table), "--out", str(tmp_path / "run"), "--epochs", "1", "--latent-dim", "8"]
+    done = subprocess.run([sys.executable, "-c", code, "train", *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "warning: latent_dim=8 is not smaller than the 4 input features" in done.stderr
+    assert "UserWarning" not in done.stderr and "est.fit(" not in done.stderr

@@ -690,6 +690,11 @@ def system_error(err: BaseException) -> str:
     return f"error: {where + ': ' if where else ''}{what}. {advice}"
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """Print a warning as one ``warning: ...`` line: a person reads the CLI, not lucidae's source lines."""
+    typer.secho(f"warning: {message}", fg=typer.colors.YELLOW, err=True)
+
+
 def main() -> None:
     """Entry point of the ``lucidae`` console script.
 
@@ -700,7 +705,10 @@ def main() -> None:
     ``LUCIDAE_TRACEBACK=1`` shows the traceback to report.
     """
     import os
+    import warnings
 
+    if not os.environ.get("LUCIDAE_TRACEBACK"):
+        warnings.showwarning = _show_warning
     try:
         app()
     except KeyboardInterrupt:  # pragma: no cover - interactive
